@@ -1,0 +1,94 @@
+# vtpm-bridge -- top-level build.  `make V=1` shows the commands.
+
+PKG_CONFIG ?= pkg-config
+PREFIX ?= /usr/local
+BINDIR ?= $(PREFIX)/bin
+MANDIR ?= $(PREFIX)/share/man
+DESTDIR ?=
+BUILD ?= build
+
+CC ?= cc
+CFLAGS ?= -O2 -g
+WARNFLAGS := -std=c11 -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes \
+	-Wcast-qual -Wpointer-arith -Wsign-compare -Wstrict-prototypes
+override CPPFLAGS += -D_GNU_SOURCE -Ibridge -Iemulator -isystem kmod-headers
+DEPFLAGS = -MMD -MP
+
+# Link only what the code uses so far.
+TPMS_CFLAGS := $(shell $(PKG_CONFIG) --cflags libtpms 2>/dev/null)
+TPMS_LIBS := $(shell $(PKG_CONFIG) --libs libtpms 2>/dev/null)
+LDLIBS += $(TPMS_LIBS) -lpthread
+
+ifeq ($(V),1)
+Q :=
+else
+Q := @
+endif
+
+DAEMON_SRC := $(wildcard bridge/*.c) $(wildcard emulator/*.c)
+LIB_SRC := $(filter-out bridge/main.c,$(DAEMON_SRC))
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+TOOL_SRC := $(wildcard tests/tools/*.c)
+
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+TOOL_BIN := $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tools/%)
+
+all: $(BUILD)/vtpm-bridge $(TOOL_BIN)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(WARNFLAGS) $(CPPFLAGS) $(TPMS_CFLAGS) $(CFLAGS) $(DEPFLAGS) -c -o $@ $<
+
+$(BUILD)/libvtpm.a: $(LIB_OBJ)
+	@rm -f $@
+	$(Q)ar rcs $@ $^
+
+$(BUILD)/vtpm-bridge: $(BUILD)/bridge/main.o $(BUILD)/libvtpm.a
+	@$(if $(Q),echo "  LD      $@")
+	$(Q)$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: tests/unit/%.c tests/unit/unit.h $(BUILD)/libvtpm.a
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(WARNFLAGS) $(CPPFLAGS) -Itests/unit $(TPMS_CFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $< $(BUILD)/libvtpm.a $(LDLIBS)
+
+$(BUILD)/tools/%: tests/tools/%.c
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(WARNFLAGS) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $<
+
+unit: $(UNIT_BIN)
+
+# Installs the Debian packages the build and the tests need (apt-get; sudo when not root).
+deps:
+	$(Q)scripts/setup-deps.sh
+
+# Every test: unit tests (plain and ASan+UBSan), integration tests against
+# our daemon and Debian's swtpm, the real-kernel VM tests.  Ends with
+# "N passed, N failed[, N skipped]".
+check: deps
+	$(Q)$(MAKE) --no-print-directory all unit
+	$(Q)$(MAKE) --no-print-directory BUILD=$(BUILD)/asan \
+		CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
+		LDFLAGS="-fsanitize=address,undefined" unit
+	$(Q)BUILD=$(BUILD) tests/run-all.sh
+
+run: deps all
+	$(Q)scripts/run.sh
+
+bench: deps all
+	@echo "make bench: not yet (the benchmark issue adds it)"
+
+install: $(BUILD)/vtpm-bridge
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man8
+	install -m 0755 $(BUILD)/vtpm-bridge $(DESTDIR)$(BINDIR)/vtpm-bridge
+	install -m 0644 docs/vtpm-bridge.8 $(DESTDIR)$(MANDIR)/man8/vtpm-bridge.8
+
+clean:
+	rm -rf $(BUILD)
+
+.PHONY: all unit deps check run bench install clean
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

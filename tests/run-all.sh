@@ -1,0 +1,57 @@
+#!/bin/sh
+# Runs every test suite and prints the summary line "N passed, N failed, N skipped".
+#
+# The contract with each suite (tests/README.md): one line per check on
+# stdout, starting with PASS, FAIL, SKIP, XFAIL or XPASS, then the check's name.
+#   XFAIL  a check that Debian's swtpm is known to fail and the test proved it
+#          fails there (counted as passed: the test itself is proven);
+#   XPASS  swtpm passed a check it was expected to fail: the test is wrong (failed).
+# A suite that exits non-zero counts as one more failure.
+#
+# SUITES picks suites (default: all); BUILD names the build directory.
+set -u
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build}
+SUITES=${SUITES:-"unit unit-asan integration vm"}
+export BUILD
+
+log=$(mktemp -d "${TMPDIR:-/tmp}/vtpm-check.XXXXXX")
+trap 'rm -rf "$log"' EXIT
+
+run_suite() {	# name, command...
+	name=$1; shift
+	echo "=== suite $name"
+	"$@" > "$log/$name.out" 2>"$log/$name.err"
+	rc=$?
+	cat "$log/$name.out"
+	if [ $rc -ne 0 ]; then
+		echo "FAIL suite/$name: exited $rc; its stderr ends with:"
+		tail -n 20 "$log/$name.err" | sed 's/^/    /'
+	fi
+}
+
+run_units() {	# dir
+	rc=0
+	for t in "$1"/test_*; do
+		[ -x "$t" ] || continue
+		"$t" || rc=1
+	done
+	return $rc
+}
+
+for s in $SUITES; do
+	case $s in
+	unit)		run_suite unit run_units "$BUILD/tests" ;;
+	unit-asan)	run_suite unit-asan run_units "$BUILD/asan/tests" ;;
+	integration)	run_suite integration python3 tests/integration/run.py --build "$BUILD" ;;
+	vm)		run_suite vm tests/vm/run.sh --build "$BUILD" ;;
+	*)		echo "FAIL suite/$s: unknown suite" ;;
+	esac
+done | tee "$log/all"
+
+passed=$(grep -cE '^(PASS|XFAIL) ' "$log/all")
+failed=$(grep -cE '^(FAIL|XPASS) ' "$log/all")
+skipped=$(grep -cE '^SKIP ' "$log/all")
+echo
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * A minimal unit-test harness: each TEST prints one PASS/FAIL line in the
+ * format tests/run-all.sh counts.  A CHECK failure ends that test only.
+ */
+#ifndef VTPM_UNIT_H
+#define VTPM_UNIT_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct unit_test {
+	const char *name;
+	void (*fn)(int *failed);
+};
+
+#define CHECK(cond) do {						\
+	if (!(cond)) {							\
+		printf("    %s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #cond); \
+		*unit_failed = 1;					\
+		return;							\
+	}								\
+} while (0)
+
+#define CHECK_EQ(a, b) do {						\
+	long long unit_a = (long long)(a), unit_b = (long long)(b);	\
+	if (unit_a != unit_b) {						\
+		printf("    %s:%d: %s == %lld, expected %s == %lld\n",	\
+		       __FILE__, __LINE__, #a, unit_a, #b, unit_b);	\
+		*unit_failed = 1;					\
+		return;							\
+	}								\
+} while (0)
+
+#define TEST(name) static void name(int *unit_failed)
+#define UNIT(name) { #name, name }
+
+static inline int unit_run(const char *suite, const struct unit_test *tests, size_t n)
+{
+	int bad = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		int failed = 0;
+
+		fflush(stdout);
+		tests[i].fn(&failed);
+		printf("%s %s/%s\n", failed ? "FAIL" : "PASS", suite, tests[i].name);
+		bad |= failed;
+	}
+	fflush(stdout);
+	return bad;
+}
+
+#define UNIT_MAIN(suite, ...)						\
+int main(void)								\
+{									\
+	static const struct unit_test unit_tests[] = { __VA_ARGS__ };	\
+	return unit_run(suite, unit_tests, sizeof(unit_tests) / sizeof(unit_tests[0])); \
+}
+
+#endif
