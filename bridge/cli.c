@@ -1,0 +1,473 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include "cli.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tpm.h"
+
+enum {
+	OPT_TPM2 = 256,
+	OPT_TPMSTATE,
+	OPT_CTRL,
+	OPT_SERVER,
+	OPT_FLAGS,
+	OPT_PID,
+	OPT_LOG,
+	OPT_LOCALITY,
+	OPT_PRINT_CAPABILITIES,
+	OPT_PRINT_STATES,
+	OPT_VERSION,
+	OPT_MIGRATION,
+	OPT_UNSUPPORTED,
+};
+
+static const struct option cli_options[] = {
+	{ "tpm2", no_argument, NULL, OPT_TPM2 },
+	{ "tpmstate", required_argument, NULL, OPT_TPMSTATE },
+	{ "ctrl", required_argument, NULL, OPT_CTRL },
+	{ "server", required_argument, NULL, OPT_SERVER },
+	{ "port", required_argument, NULL, 'p' },
+	{ "flags", required_argument, NULL, OPT_FLAGS },
+	{ "pid", required_argument, NULL, OPT_PID },
+	{ "log", required_argument, NULL, OPT_LOG },
+	{ "terminate", no_argument, NULL, 't' },
+	{ "daemon", no_argument, NULL, 'd' },
+	{ "locality", required_argument, NULL, OPT_LOCALITY },
+	{ "runas", required_argument, NULL, 'r' },
+	{ "migration", required_argument, NULL, OPT_MIGRATION },
+	{ "print-capabilities", no_argument, NULL, OPT_PRINT_CAPABILITIES },
+	{ "print-states", no_argument, NULL, OPT_PRINT_STATES },
+	{ "version", no_argument, NULL, OPT_VERSION },
+	{ "help", no_argument, NULL, 'h' },
+	/* Later issues add these; until then they are refused by name. */
+	{ "key", required_argument, NULL, OPT_UNSUPPORTED },
+	{ "migration-key", required_argument, NULL, OPT_UNSUPPORTED },
+	{ "seccomp", required_argument, NULL, OPT_UNSUPPORTED },
+	{ "profile", required_argument, NULL, OPT_UNSUPPORTED },
+	{ NULL, 0, NULL, 0 },
+};
+
+static int cli_error(const char *opt, const char *fmt, const char *what)
+{
+	fprintf(stderr, "vtpm-bridge: %s: ", opt);
+	fprintf(stderr, fmt, what);
+	fputc('\n', stderr);
+	return -1;
+}
+
+/* A whole unsigned number in [0, max], in `base`; no sign, no blanks, no trailing junk. */
+static int cli_number(const char *s, int base, unsigned long max, unsigned long *out)
+{
+	char *end;
+	unsigned long v;
+
+	if (!*s || *s == '-' || *s == '+' || *s == ' ')
+		return -1;
+	errno = 0;
+	v = strtoul(s, &end, base);
+	if (errno || *end || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* Splits the next "key[=value]" off a comma list, in place. */
+static bool cli_next_kv(char **list, char **key, char **value)
+{
+	char *s = *list, *comma, *eq;
+
+	if (!s || !*s)
+		return false;
+	comma = strchr(s, ',');
+	if (comma) {
+		*comma = '\0';
+		*list = comma + 1;
+	} else {
+		*list = NULL;
+	}
+	eq = strchr(s, '=');
+	if (eq)
+		*eq++ = '\0';
+	*key = s;
+	*value = eq;
+	return true;
+}
+
+static int cli_fd(const char *opt, const char *value, int *fd)
+{
+	unsigned long v;
+
+	if (!value || cli_number(value, 10, INT_MAX, &v) < 0)
+		return cli_error(opt, "'%s' is not a file descriptor number", value ? value : "");
+	*fd = (int)v;
+	return 0;
+}
+
+static int cli_mode(const char *opt, const char *value, mode_t *mode, bool *set)
+{
+	unsigned long v;
+
+	if (!value || cli_number(value, 8, 07777, &v) < 0)
+		return cli_error(opt, "mode '%s' is not an octal file mode", value ? value : "");
+	*mode = (mode_t)v;
+	*set = true;
+	return 0;
+}
+
+static int cli_endpoint(const char *opt, char *list, struct cli_endpoint *ep, bool is_ctrl)
+{
+	char *key, *value;
+	unsigned long v;
+
+	ep->set = true;
+	ep->fd = ep->clientfd = -1;
+	while (cli_next_kv(&list, &key, &value)) {
+		if (!strcmp(key, "type") && value && (!strcmp(value, "tcp") || !strcmp(value, "unixio"))) {
+			ep->tcp = !strcmp(value, "tcp");
+		} else if (!strcmp(key, "path") && value && *value) {
+			ep->path = value;
+		} else if (!strcmp(key, "port") && value) {
+			if (cli_number(value, 10, 65535, &v) < 0 || v == 0)
+				return cli_error(opt, "port '%s' is not a port number", value);
+			ep->port = (uint16_t)v;
+			ep->port_set = true;
+		} else if (!strcmp(key, "bindaddr") && value && *value) {
+			ep->bindaddr = value;
+		} else if (!strcmp(key, "fd")) {
+			if (cli_fd(opt, value, &ep->fd) < 0)
+				return -1;
+		} else if (!strcmp(key, "clientfd") && is_ctrl) {
+			if (cli_fd(opt, value, &ep->clientfd) < 0)
+				return -1;
+		} else if (!strcmp(key, "mode")) {
+			if (cli_mode(opt, value, &ep->mode, &ep->mode_set) < 0)
+				return -1;
+		} else if (!strcmp(key, "uid") && value) {
+			if (cli_number(value, 10, INT_MAX, &v) < 0)
+				return cli_error(opt, "uid '%s' is not a number", value);
+			ep->uid = (uid_t)v;
+			ep->uid_set = true;
+		} else if (!strcmp(key, "gid") && value) {
+			if (cli_number(value, 10, INT_MAX, &v) < 0)
+				return cli_error(opt, "gid '%s' is not a number", value);
+			ep->gid = (gid_t)v;
+			ep->gid_set = true;
+		} else if (!strcmp(key, "terminate") && is_ctrl && !value) {
+			ep->terminate = true;
+		} else if (!strcmp(key, "disconnect") && !is_ctrl && !value) {
+			ep->disconnect = true;
+		} else {
+			return cli_error(opt, "unknown or malformed parameter '%s'", key);
+		}
+	}
+	if (ep->clientfd >= 0 && ep->tcp)
+		return cli_error(opt, "%s", "clientfd= needs type=unixio");
+	if (ep->fd < 0 && ep->clientfd < 0) {
+		if (ep->tcp && !ep->port_set)
+			return cli_error(opt, "%s", "type=tcp needs port= or fd=");
+		if (!ep->tcp && !ep->path)
+			return cli_error(opt, "%s", "type=unixio needs path=, fd= or clientfd=");
+	}
+	return 0;
+}
+
+static int cli_tpmstate(char *list, struct cli_config *cfg)
+{
+	char *key, *value;
+
+	while (cli_next_kv(&list, &key, &value)) {
+		if (!strcmp(key, "dir") && value && *value) {
+			cfg->state_dir = value;
+		} else if (!strcmp(key, "backend-uri") && value && !strncmp(value, "dir://", 6) && value[6]) {
+			cfg->state_dir = value + 6;
+		} else if (!strcmp(key, "backend-uri")) {
+			return cli_error("--tpmstate", "backend-uri '%s' is not supported (only dir://)",
+					 value ? value : "");
+		} else if (!strcmp(key, "mode")) {
+			if (cli_mode("--tpmstate", value, &cfg->state_mode, &cfg->state_mode_set) < 0)
+				return -1;
+		} else {
+			return cli_error("--tpmstate", "unknown or malformed parameter '%s'", key);
+		}
+	}
+	return 0;
+}
+
+static int cli_flags(char *list, struct cli_config *cfg)
+{
+	static const struct { const char *name; int startup; } startups[] = {
+		{ "startup-clear", EMU_STARTUP_CLEAR },
+		{ "startup-state", EMU_STARTUP_STATE },
+		{ "startup-deactivated", EMU_STARTUP_DEACTIVATED },
+		{ "startup-none", CLI_NO_STARTUP },
+	};
+	char *key, *value;
+
+	while (cli_next_kv(&list, &key, &value)) {
+		bool known = false;
+
+		if (value)
+			return cli_error("--flags", "'%s' takes no value", key);
+		if (!strcmp(key, "not-need-init")) {
+			cfg->not_need_init = known = true;
+		} else if (!strcmp(key, "disable-auto-shutdown")) {
+			cfg->disable_auto_shutdown = known = true;
+		}
+		for (size_t i = 0; i < sizeof(startups) / sizeof(startups[0]) && !known; i++) {
+			if (strcmp(key, startups[i].name))
+				continue;
+			cfg->startup = startups[i].startup;
+			/* The startup-* flags imply not-need-init, except startup-none. */
+			if (cfg->startup != CLI_NO_STARTUP)
+				cfg->not_need_init = true;
+			known = true;
+		}
+		if (!known)
+			return cli_error("--flags", "unknown flag '%s'", key);
+	}
+	return 0;
+}
+
+static int cli_pid(char *list, struct cli_config *cfg)
+{
+	char *key, *value;
+
+	while (cli_next_kv(&list, &key, &value)) {
+		if (!strcmp(key, "file") && value && *value)
+			cfg->pid_file = value;
+		else if (!strcmp(key, "fd")) {
+			if (cli_fd("--pid", value, &cfg->pid_fd) < 0)
+				return -1;
+		} else
+			return cli_error("--pid", "unknown or malformed parameter '%s'", key);
+	}
+	if (!cfg->pid_file && cfg->pid_fd < 0)
+		return cli_error("--pid", "%s", "needs file= or fd=");
+	return 0;
+}
+
+static int cli_log(char *list, struct cli_config *cfg)
+{
+	char *key, *value;
+	unsigned long v;
+
+	while (cli_next_kv(&list, &key, &value)) {
+		if (!strcmp(key, "file") && value && *value) {
+			cfg->log_file = value;
+		} else if (!strcmp(key, "fd")) {
+			if (cli_fd("--log", value, &cfg->log_fd) < 0)
+				return -1;
+		} else if (!strcmp(key, "level") && value) {
+			if (cli_number(value, 10, 20, &v) < 0)
+				return cli_error("--log", "level '%s' is not a number from 0 to 20", value);
+			cfg->log_level = (int)v;
+		} else if (!strcmp(key, "truncate") && !value) {
+			cfg->log_truncate = true;
+		} else {
+			return cli_error("--log", "unknown or malformed parameter '%s'", key);
+		}
+	}
+	return 0;
+}
+
+static int cli_locality(char *list, struct cli_config *cfg)
+{
+	char *key, *value;
+
+	while (cli_next_kv(&list, &key, &value)) {
+		if (!strcmp(key, "reject-locality-4") && !value)
+			cfg->reject_locality_4 = true;
+		else if (!strcmp(key, "allow-set-locality") && !value)
+			cfg->allow_set_locality = true;
+		else
+			return cli_error("--locality", "unknown parameter '%s'", key);
+	}
+	return 0;
+}
+
+static int cli_migration(char *list, struct cli_config *cfg)
+{
+	char *key, *value;
+
+	while (cli_next_kv(&list, &key, &value)) {
+		if (!strcmp(key, "incoming") && !value)
+			cfg->migration_incoming = true;
+		else if (!strcmp(key, "release-lock-outgoing") && !value)
+			cfg->release_lock_outgoing = true;
+		else
+			return cli_error("--migration", "unknown parameter '%s'", key);
+	}
+	return 0;
+}
+
+static int cli_port(const char *value, struct cli_config *cfg)
+{
+	unsigned long v;
+
+	if (cli_number(value, 10, 65535, &v) < 0 || v == 0)
+		return cli_error("--port", "'%s' is not a port number", value);
+	cfg->server = (struct cli_endpoint){ .set = true, .tcp = true, .port = (uint16_t)v,
+					     .port_set = true, .fd = -1, .clientfd = -1,
+					     .disconnect = true };
+	return 0;
+}
+
+static int cli_option(int opt, char *arg, const char *name, struct cli_config *cfg)
+{
+	switch (opt) {
+	case OPT_TPM2:
+		cfg->tpm2 = true;
+		return 0;
+	case OPT_TPMSTATE:
+		return cli_tpmstate(arg, cfg);
+	case OPT_CTRL:
+		return cli_endpoint("--ctrl", arg, &cfg->ctrl, true);
+	case OPT_SERVER:
+		return cli_endpoint("--server", arg, &cfg->server, false);
+	case 'p':
+		return cli_port(arg, cfg);
+	case OPT_FLAGS:
+		return cli_flags(arg, cfg);
+	case OPT_PID:
+		return cli_pid(arg, cfg);
+	case OPT_LOG:
+		return cli_log(arg, cfg);
+	case 't':
+		cfg->terminate = true;
+		return 0;
+	case 'd':
+		cfg->daemon = true;
+		return 0;
+	case OPT_LOCALITY:
+		return cli_locality(arg, cfg);
+	case 'r':
+		cfg->runas = arg;
+		return 0;
+	case OPT_MIGRATION:
+		return cli_migration(arg, cfg);
+	case OPT_PRINT_CAPABILITIES:
+		cfg->action = CLI_PRINT_CAPABILITIES;
+		return 0;
+	case OPT_PRINT_STATES:
+		cfg->action = CLI_PRINT_STATES;
+		return 0;
+	case OPT_VERSION:
+		cfg->action = CLI_VERSION;
+		return 0;
+	case 'h':
+		cfg->action = CLI_HELP;
+		return 0;
+	case OPT_UNSUPPORTED:
+		return cli_error(name, "%s", "is not supported by this version of vtpm-bridge");
+	default:
+		return cli_error(name, "%s", "unknown option (see --help)");
+	}
+}
+
+int cli_parse(int argc, char **argv, struct cli_config *cfg)
+{
+	int opt, index;
+
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->startup = CLI_NO_STARTUP;
+	cfg->pid_fd = cfg->log_fd = -1;
+	cfg->ctrl.fd = cfg->ctrl.clientfd = cfg->server.fd = cfg->server.clientfd = -1;
+	cfg->state_mode = 0640;
+
+	if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
+		cfg->action = CLI_HELP;
+		return 0;
+	}
+	if (argc >= 2 && !strcmp(argv[1], "--version")) {
+		cfg->action = CLI_VERSION;
+		return 0;
+	}
+	if (argc < 2 || argv[1][0] == '-')
+		return cli_error(argc < 2 ? "vtpm-bridge" : argv[1], "%s",
+				 "expected a front first: vtpm-bridge socket [options] (see --help)");
+	if (strcmp(argv[1], "socket"))
+		return cli_error(argv[1], "%s", "unknown front (this version has: socket)");
+	cfg->front = argv[1];
+
+	optind = 1;
+	opterr = 0;
+	argv++;
+	argc--;
+	while ((opt = getopt_long(argc, argv, ":p:tdr:h", cli_options, &index)) != -1) {
+		char name[64];
+
+		if (opt == '?' || opt == ':') {
+			if (optopt)
+				snprintf(name, sizeof(name), "-%c", optopt);
+			else
+				snprintf(name, sizeof(name), "%s", argv[optind - 1]);
+			return cli_error(name, "%s", opt == ':' ? "needs a value" : "unknown option (see --help)");
+		}
+		if (opt < 256)
+			snprintf(name, sizeof(name), "-%c", opt);
+		else
+			snprintf(name, sizeof(name), "--%s", cli_options[index].name);
+		if (cli_option(opt, optarg, name, cfg) < 0)
+			return -1;
+	}
+	if (optind < argc)
+		return cli_error(argv[optind], "%s", "unexpected argument");
+
+	if (!cfg->state_dir)
+		cfg->state_dir = getenv("TPM_PATH");
+	if (cfg->action == CLI_RUN || cfg->action == CLI_PRINT_STATES) {
+		if (!cfg->state_dir)
+			return cli_error("--tpmstate", "%s", "is required (or set TPM_PATH)");
+	}
+	if (cfg->action == CLI_RUN && !cfg->ctrl.set && !cfg->server.set)
+		return cli_error("--ctrl", "%s", "a --ctrl or --server channel is required");
+	if (cfg->startup == EMU_STARTUP_DEACTIVATED && cfg->tpm2)
+		return cli_error("--flags", "%s", "startup-deactivated is for TPM 1.2 only");
+	/* --server type=tcp,fd=N is a connected stream, as swtpm_setup passes it: its end ends us. */
+	if (cfg->server.set && cfg->server.tcp && cfg->server.fd >= 0)
+		cfg->terminate = true;
+	return 0;
+}
+
+void cli_usage(const char *prog)
+{
+	printf("Usage: %s socket [options]\n"
+	       "\n"
+	       "Serves one libtpms TPM over the control and data sockets of `swtpm socket`;\n"
+	       "the options are swtpm's.\n"
+	       "\n"
+	       "  --tpm2                 a TPM 2.0 (default: TPM 1.2)\n"
+	       "  --tpmstate dir=DIR[,mode=0640] | backend-uri=dir://DIR\n"
+	       "                         the state directory (or $TPM_PATH); swtpm's file format\n"
+	       "  --ctrl type=unixio,path=PATH[,mode=0770][,uid=N][,gid=N][,terminate]\n"
+	       "  --ctrl type=unixio,fd=N | clientfd=N\n"
+	       "  --ctrl type=tcp,port=N[,bindaddr=127.0.0.1] | fd=N\n"
+	       "                         the control channel (PTM commands, big-endian)\n"
+	       "  --server type=unixio,path=PATH[,mode=..] | fd=N\n"
+	       "  --server type=tcp,port=N[,bindaddr=127.0.0.1][,disconnect] | fd=N\n"
+	       "                         a listening data channel (TPM commands); without it,\n"
+	       "                         the data channel comes by CMD_SET_DATAFD\n"
+	       "  -p, --port N           same as --server type=tcp,port=N,disconnect\n"
+	       "  --flags [not-need-init][,startup-clear|startup-state|startup-deactivated|startup-none]\n"
+	       "          [,disable-auto-shutdown]\n"
+	       "                         start the TPM at once (no CMD_INIT needed); send Startup;\n"
+	       "                         do not send TPM2_Shutdown before a reset or exit\n"
+	       "  --locality [reject-locality-4][,allow-set-locality]\n"
+	       "  --migration [incoming][,release-lock-outgoing]\n"
+	       "                         shared storage: lock the state at first use; drop the\n"
+	       "                         lock once the volatile state has been fetched\n"
+	       "  -t, --terminate        exit when the data channel closes\n"
+	       "  --pid file=PATH | fd=N write the process ID\n"
+	       "  --log file=PATH | fd=N[,level=N][,truncate]\n"
+	       "  -d, --daemon           detach once the channels are listening\n"
+	       "  -r, --runas USER       drop to USER once the channels are open\n"
+	       "  --print-capabilities   print the supported features as JSON and exit\n"
+	       "  --print-states         print the state blobs in --tpmstate as JSON and exit\n"
+	       "  --version, -h/--help\n",
+	       prog);
+}

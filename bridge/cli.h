@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The command line: swtpm's grammar (`vtpm-bridge socket ...` takes what
+ * `swtpm socket ...` takes, as libvirt and swtpm_setup pass it).  The
+ * parser only parses: it opens, creates and touches nothing.
+ */
+#ifndef VTPM_CLI_H
+#define VTPM_CLI_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* One --ctrl or --server channel. */
+struct cli_endpoint {
+	bool set;
+	bool tcp;		/* type=tcp, else type=unixio */
+	const char *path;	/* unixio path= */
+	int fd;			/* fd=: a listening socket (--server type=tcp: a connected one) */
+	int clientfd;		/* --ctrl clientfd=: a connected socket */
+	const char *bindaddr;	/* tcp; default 127.0.0.1 */
+	uint16_t port;
+	bool port_set;
+	mode_t mode;		/* unixio socket file */
+	bool mode_set;
+	uid_t uid;
+	gid_t gid;
+	bool uid_set, gid_set;
+	bool terminate;		/* --ctrl ...,terminate: exit when the ctrl client goes */
+	bool disconnect;	/* --server ...,disconnect: close after each response */
+};
+
+enum cli_action {
+	CLI_RUN,
+	CLI_HELP,
+	CLI_VERSION,
+	CLI_PRINT_CAPABILITIES,
+	CLI_PRINT_STATES,
+};
+
+#define CLI_NO_STARTUP (-1)
+
+struct cli_config {
+	enum cli_action action;
+	const char *front;		/* "socket" */
+	bool tpm2;
+	const char *state_dir;
+	mode_t state_mode;
+	bool state_mode_set;
+	struct cli_endpoint ctrl, server;
+	bool not_need_init;
+	int startup;			/* enum emu_startup, or CLI_NO_STARTUP */
+	bool disable_auto_shutdown;
+	const char *pid_file;
+	int pid_fd;
+	const char *log_file;
+	int log_fd;
+	int log_level;			/* swtpm's level=N; 0 when not given */
+	bool log_truncate;
+	bool terminate;
+	bool daemon;
+	bool reject_locality_4;
+	bool allow_set_locality;
+	const char *runas;
+	bool migration_incoming;
+	bool release_lock_outgoing;
+};
+
+/*
+ * Fills cfg from argv.  On error prints one line naming the option to
+ * stderr and returns -1.  Strings point into argv (which the parser edits
+ * in place, splitting key=value lists).
+ */
+int cli_parse(int argc, char **argv, struct cli_config *cfg);
+void cli_usage(const char *prog);
+
+#endif

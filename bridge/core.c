@@ -1,0 +1,665 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include "core.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include <ptm.h>
+
+#include "blob.h"
+#include "log.h"
+#include "loop.h"
+#include "tpm.h"
+
+#define TPM_ORD_SET_LOCALITY	0x20001000u	/* vendor command of the vtpm-proxy driver */
+#define BLOB_IN_LIMIT		(1u << 20)	/* a TPM 2 permall is a few KiB; refuse more than 1 MiB */
+#define LOCK_RETRY_MSEC		10
+
+/* Work waiting for the TPM: a command or a serialized control operation. */
+struct core_work {
+	struct core_work *next;
+	struct core_client *client;
+	void *arg;
+	core_cmd_done *cmd_done;	/* a TPM command, or */
+	core_ctrl_done *ctrl_done;	/* a control operation */
+	uint8_t locality;		/* the client's when it was submitted */
+	struct core_ctrl_req req;	/* control: req.data points into buf */
+	size_t len;
+	uint8_t buf[];
+};
+
+/* A LOCK_STORAGE waiting for the lock, retried from a timer. */
+struct core_lock_wait {
+	core_ctrl_done *done;
+	void *arg;
+	uint32_t retries;
+	bool active;
+};
+
+struct core {
+	struct loop *loop;
+	struct emu *emu;
+	struct core_config cfg;
+	struct core_work *head, *tail;	/* the FIFO */
+	bool draining;			/* core_drain() is on the stack */
+
+	/* The worker thread for long commands, started on first use. */
+	pthread_t worker;
+	bool worker_started;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct core_work *worker_job;	/* handed to the worker; NULL when idle */
+	bool worker_quit;
+	const uint8_t *worker_resp;
+	size_t worker_resp_len;
+	struct loop_watch worker_done;	/* eventfd: the worker finished */
+	struct core_work *running;	/* the job on the worker, as the loop sees it */
+
+	struct blob_out blob_out;
+	struct blob_in blob_in;
+	char *info;			/* the last GET_INFO string */
+	struct core_lock_wait lock_wait;
+	struct loop_watch lock_timer;
+};
+
+static uint32_t get_be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* ---- the worker thread ---- */
+
+static void *core_worker_main(void *opaque)
+{
+	struct core *core = opaque;
+	uint64_t one = 1;
+
+	pthread_mutex_lock(&core->lock);
+	for (;;) {
+		struct core_work *job;
+
+		while (!core->worker_job && !core->worker_quit)
+			pthread_cond_wait(&core->cond, &core->lock);
+		if (core->worker_quit)
+			break;
+		job = core->worker_job;
+		pthread_mutex_unlock(&core->lock);
+
+		emu_process(core->emu, job->buf, job->len, job->locality,
+			    &core->worker_resp, &core->worker_resp_len);
+
+		pthread_mutex_lock(&core->lock);
+		core->worker_job = NULL;
+		if (write(core->worker_done.fd, &one, sizeof(one)) < 0)
+			log_errno(LOG_ERR, errno, "worker: cannot signal completion");
+	}
+	pthread_mutex_unlock(&core->lock);
+	return NULL;
+}
+
+static int core_worker_start(struct core *core)
+{
+	int ret;
+
+	if (core->worker_started)
+		return 0;
+	ret = pthread_create(&core->worker, NULL, core_worker_main, core);
+	if (ret) {
+		log_errno(LOG_ERR, ret, "cannot start the worker thread");
+		return -ret;
+	}
+	core->worker_started = true;
+	return 0;
+}
+
+static void core_drain(struct core *core);
+
+static void core_worker_finished(struct loop_watch *watch, uint32_t events)
+{
+	struct core *core = (struct core *)((char *)watch - offsetof(struct core, worker_done));
+	struct core_work *job = core->running;
+	uint64_t count;
+
+	(void)events;
+	if (read(watch->fd, &count, sizeof(count)) < 0 || !job)
+		return;
+	/* The worker is idle again: its response buffer is ours until the next command. */
+	core->running = NULL;
+	if (job->cmd_done)
+		job->cmd_done(job->arg, core->worker_resp, core->worker_resp_len);
+	free(job);
+	core_drain(core);
+}
+
+/* ---- running work ---- */
+
+static bool core_inband_locality(struct core_client *client, const uint8_t *cmd, size_t len,
+				 uint8_t resp[10])
+{
+	struct core *core = client->core;
+
+	if (!client->inband_locality || len != 11 || get_be32(cmd + 6) != TPM_ORD_SET_LOCALITY)
+		return false;
+	if (cmd[10] > 4 || (cmd[10] == 4 && core->cfg.reject_locality_4)) {
+		core_error_response(core, core_is_tpm2(core) ? 0x97 /* TPM_RC_LOCALITY */ : PTM_RES_BAD_LOCALITY, resp);
+		return true;
+	}
+	client->locality = cmd[10];
+	core_error_response(core, 0, resp);
+	return true;
+}
+
+/* Runs a TPM command here and now. */
+static void core_run_cmd(struct core *core, struct core_client *client, const uint8_t *cmd, size_t len,
+			 uint8_t locality, core_cmd_done *done, void *arg)
+{
+	const uint8_t *resp;
+	size_t resp_len;
+	uint8_t small[10];
+
+	if (core_inband_locality(client, cmd, len, small)) {
+		done(arg, small, sizeof(small));
+		return;
+	}
+	emu_process(core->emu, cmd, len, locality, &resp, &resp_len);
+	done(arg, resp, resp_len);
+}
+
+static void core_exec_ctrl(struct core *core, struct core_client *client,
+			   const struct core_ctrl_req *req, core_ctrl_done *done, void *arg);
+
+static struct core_work *core_pop(struct core *core)
+{
+	struct core_work *w = core->head;
+
+	if (w) {
+		core->head = w->next;
+		if (!core->head)
+			core->tail = NULL;
+	}
+	return w;
+}
+
+/* Runs queued work until the queue is empty or a job went to the worker. */
+static void core_drain(struct core *core)
+{
+	struct core_work *w;
+
+	if (core->draining)
+		return;		/* a callback submitted more: the outer drain runs it */
+	core->draining = true;
+	while (!core->running && (w = core_pop(core))) {
+		if (w->ctrl_done) {
+			core_exec_ctrl(core, w->client, &w->req, w->ctrl_done, w->arg);
+		} else if (emu_running(core->emu) && emu_command_is_long(core->emu, w->buf, w->len) &&
+			   core_worker_start(core) == 0) {
+			core->running = w;
+			pthread_mutex_lock(&core->lock);
+			core->worker_job = w;
+			pthread_cond_signal(&core->cond);
+			pthread_mutex_unlock(&core->lock);
+			continue;
+		} else {
+			core_run_cmd(core, w->client, w->buf, w->len, w->locality, w->cmd_done, w->arg);
+		}
+		free(w);
+	}
+	core->draining = false;
+}
+
+static bool core_idle(const struct core *core)
+{
+	return !core->running && !core->head && !core->draining;
+}
+
+static struct core_work *core_work_new(struct core_client *client, const uint8_t *data, size_t len, void *arg)
+{
+	struct core_work *w = malloc(sizeof(*w) + len);
+
+	if (!w)
+		return NULL;
+	memset(w, 0, sizeof(*w));
+	w->client = client;
+	w->arg = arg;
+	w->len = len;
+	if (len)
+		memcpy(w->buf, data, len);
+	return w;
+}
+
+static void core_enqueue(struct core *core, struct core_work *w)
+{
+	if (core->tail)
+		core->tail->next = w;
+	else
+		core->head = w;
+	core->tail = w;
+	core_drain(core);
+}
+
+void core_submit(struct core_client *client, const uint8_t *cmd, size_t len, core_cmd_done *done, void *arg)
+{
+	struct core *core = client->core;
+	struct core_work *w;
+
+	/* The hot path: nothing ahead of it and a short command, so no copy and no thread. */
+	if (core_idle(core) && !(emu_running(core->emu) && emu_command_is_long(core->emu, cmd, len))) {
+		core->draining = true;
+		core_run_cmd(core, client, cmd, len, client->locality, done, arg);
+		core->draining = false;
+		core_drain(core);
+		return;
+	}
+	w = core_work_new(client, cmd, len, arg);
+	if (!w) {
+		uint8_t resp[10];
+
+		log_err("out of memory queueing a TPM command");
+		core_error_response(core, emu_not_running_rc(core->emu), resp);
+		done(arg, resp, sizeof(resp));
+		return;
+	}
+	w->cmd_done = done;
+	w->locality = client->locality;
+	core_enqueue(core, w);
+}
+
+void core_withdraw(struct core *core, void *arg)
+{
+	struct core_work **p = &core->head, *w;
+
+	core->tail = NULL;
+	while ((w = *p)) {
+		if (w->arg == arg) {
+			*p = w->next;
+			free(w);
+			continue;
+		}
+		core->tail = w;
+		p = &w->next;
+	}
+	if (core->running && core->running->arg == arg) {
+		core->running->cmd_done = NULL;
+		core->running->arg = NULL;
+	}
+	if (core->lock_wait.active && core->lock_wait.arg == arg)
+		core->lock_wait.active = false;
+}
+
+/* ---- control operations ---- */
+
+static uint32_t core_caps(const struct core *core)
+{
+	(void)core;
+	return PTM_CAP_INIT | PTM_CAP_SHUTDOWN | PTM_CAP_GET_TPMESTABLISHED | PTM_CAP_SET_LOCALITY |
+	       PTM_CAP_HASHING | PTM_CAP_CANCEL_TPM_CMD | PTM_CAP_STORE_VOLATILE |
+	       PTM_CAP_RESET_TPMESTABLISHED | PTM_CAP_GET_STATEBLOB | PTM_CAP_SET_STATEBLOB |
+	       PTM_CAP_STOP | PTM_CAP_GET_CONFIG | PTM_CAP_SET_BUFFERSIZE | PTM_CAP_GET_INFO |
+	       PTM_CAP_LOCK_STORAGE;
+}
+
+uint32_t core_capabilities(const struct core *core)
+{
+	return core_caps(core);
+}
+
+/* Which state an operation needs: the one table of the spec's section 6. */
+static uint32_t core_check_state(const struct core *core, const struct core_ctrl_req *req)
+{
+	bool running = emu_running(core->emu);
+
+	switch (req->op) {
+	case CMD_GET_TPMESTABLISHED:
+	case CMD_RESET_TPMESTABLISHED:
+	case CMD_HASH_START:
+	case CMD_HASH_DATA:
+	case CMD_HASH_END:
+	case CMD_CANCEL_TPM_CMD:
+	case CMD_STORE_VOLATILE:
+	case CMD_GET_STATEBLOB:
+		return running ? PTM_RES_SUCCESS : PTM_RES_BAD_ORDINAL;
+	case CMD_SET_STATEBLOB:
+		return running ? PTM_RES_BAD_ORDINAL : PTM_RES_SUCCESS;
+	case CMD_SET_BUFFERSIZE:
+		return running && req->value ? PTM_RES_BAD_ORDINAL : PTM_RES_SUCCESS;
+	default:
+		return PTM_RES_SUCCESS;
+	}
+}
+
+static void core_get_stateblob(struct core *core, const struct core_ctrl_req *req, struct core_ctrl_reply *r)
+{
+	const uint8_t *p;
+	size_t n;
+
+	/* Offset 0 starts a transfer: fetch afresh (swtpm's CUSE cache goes stale here). */
+	if (req->offset == 0 || !blob_out_has(&core->blob_out, req->type, req->flags)) {
+		uint8_t *blob;
+		size_t len;
+
+		r->result = emu_get_blob(core->emu, req->type, req->flags, &blob, &len);
+		if (r->result != PTM_RES_SUCCESS) {
+			blob_out_clear(&core->blob_out);
+			return;
+		}
+		blob_out_set(&core->blob_out, req->type, req->flags, blob, len);
+	}
+	blob_out_chunk(&core->blob_out, req->offset, req->max_len, &p, &n);
+	r->totlength = (uint32_t)core->blob_out.len;
+	r->data = p;
+	r->len = n;
+}
+
+static void core_set_stateblob(struct core *core, const struct core_ctrl_req *req, struct core_ctrl_reply *r)
+{
+	int ret;
+
+	ret = blob_in_append(&core->blob_in, req->type, req->flags, req->first, req->data, req->len,
+			     BLOB_IN_LIMIT);
+	if (ret < 0) {
+		r->result = PTM_RES_FAIL;
+		return;
+	}
+	if (!req->last)
+		return;
+	r->result = emu_set_blob(core->emu, core->blob_in.type, core->blob_in.flags,
+				 core->blob_in.data, core->blob_in.len);
+	blob_in_clear(&core->blob_in);
+}
+
+static void core_get_info(struct core *core, const struct core_ctrl_req *req, struct core_ctrl_reply *r)
+{
+	size_t slen, n;
+
+	free(core->info);
+	core->info = emu_get_info(core->emu, req->info_flags);
+	if (!core->info) {
+		r->result = PTM_RES_SIZE;
+		return;
+	}
+	slen = strlen(core->info);
+	if (req->offset >= slen) {
+		r->result = PTM_RES_BAD_PARAMETER;
+		return;
+	}
+	n = slen + 1 - req->offset;
+	r->totlength = (uint32_t)(slen + 1);
+	r->data = (const uint8_t *)core->info + req->offset;
+	r->len = n < req->max_len ? n : req->max_len;
+}
+
+static void core_lock_retry(struct loop_watch *timer, uint32_t events)
+{
+	struct core *core = (struct core *)((char *)timer - offsetof(struct core, lock_timer));
+	struct core_lock_wait *lw = &core->lock_wait;
+	struct core_ctrl_reply r = { 0 };
+	uint64_t expirations;
+
+	(void)events;
+	if (read(timer->fd, &expirations, sizeof(expirations)) < 0 || !lw->active)
+		return;
+	r.result = emu_lock_storage(core->emu);
+	if (r.result != PTM_RES_SUCCESS && lw->retries > 0) {
+		lw->retries--;
+		loop_timer_arm(timer, LOCK_RETRY_MSEC);
+		return;
+	}
+	lw->active = false;
+	lw->done(lw->arg, &r);
+}
+
+/* LOCK_STORAGE: true when the reply was deferred to the retry timer. */
+static bool core_lock_storage(struct core *core, const struct core_ctrl_req *req, struct core_ctrl_reply *r,
+			      core_ctrl_done *done, void *arg)
+{
+	r->result = emu_lock_storage(core->emu);
+	if (r->result == PTM_RES_SUCCESS || req->value == 0 || core->lock_wait.active)
+		return false;
+	if (core->lock_timer.fd < 0 && loop_timer_create(core->loop, &core->lock_timer, core_lock_retry) < 0)
+		return false;
+	core->lock_wait = (struct core_lock_wait){ .done = done, .arg = arg, .retries = req->value - 1, .active = true };
+	loop_timer_arm(&core->lock_timer, LOCK_RETRY_MSEC);
+	return true;
+}
+
+static void core_exec_ctrl(struct core *core, struct core_client *client,
+			   const struct core_ctrl_req *req, core_ctrl_done *done, void *arg)
+{
+	struct core_ctrl_reply r = { 0 };
+	bool shutdown = false;
+
+	(void)client;
+	r.result = core_check_state(core, req);
+	if (r.result != PTM_RES_SUCCESS)
+		goto reply;
+
+	switch (req->op) {
+	case CMD_INIT:
+		blob_out_clear(&core->blob_out);
+		r.result = emu_start(core->emu, req->flags & PTM_INIT_FLAG_DELETE_VOLATILE);
+		break;
+	case CMD_SHUTDOWN:
+		emu_stop(core->emu);
+		shutdown = true;
+		break;
+	case CMD_STOP:
+		emu_stop(core->emu);
+		blob_out_clear(&core->blob_out);
+		break;
+	case CMD_GET_TPMESTABLISHED:
+		r.result = emu_get_established(core->emu, &r.established);
+		break;
+	case CMD_RESET_TPMESTABLISHED:
+		r.result = req->locality > 4 ? PTM_RES_BAD_LOCALITY
+					     : emu_reset_established(core->emu, req->locality);
+		break;
+	case CMD_HASH_START:
+		r.result = emu_hash_start(core->emu);
+		break;
+	case CMD_HASH_DATA:
+		r.result = emu_hash_data(core->emu, req->data, req->len);
+		break;
+	case CMD_HASH_END:
+		r.result = emu_hash_end(core->emu);
+		break;
+	case CMD_STORE_VOLATILE:
+		r.result = emu_store_volatile(core->emu);
+		break;
+	case CMD_GET_STATEBLOB:
+		core_get_stateblob(core, req, &r);
+		break;
+	case CMD_SET_STATEBLOB:
+		core_set_stateblob(core, req, &r);
+		break;
+	case CMD_SET_BUFFERSIZE:
+		r.result = emu_set_buffersize(core->emu, req->value, &r.bufsize, &r.bufsize_min, &r.bufsize_max);
+		break;
+	case CMD_GET_INFO:
+		core_get_info(core, req, &r);
+		break;
+	case CMD_LOCK_STORAGE:
+		if (core_lock_storage(core, req, &r, done, arg))
+			return;
+		break;
+	default:
+		r.result = PTM_RES_BAD_ORDINAL;
+		break;
+	}
+reply:
+	done(arg, &r);
+	if (shutdown && core->cfg.on_shutdown)
+		core->cfg.on_shutdown(core->cfg.shutdown_arg);
+}
+
+/* Operations that never wait for the TPM. */
+static bool core_ctrl_now(struct core_client *client, const struct core_ctrl_req *req, struct core_ctrl_reply *r)
+{
+	struct core *core = client->core;
+
+	switch (req->op) {
+	case CMD_GET_CAPABILITY:
+		r->caps = core_caps(core);
+		return true;
+	case CMD_GET_CONFIG:
+		r->config_flags = core->cfg.config_flags;
+		return true;
+	case CMD_SET_LOCALITY:
+		if (req->locality > 4 || (req->locality == 4 && core->cfg.reject_locality_4))
+			r->result = PTM_RES_BAD_LOCALITY;
+		else
+			client->locality = req->locality;
+		return true;
+	case CMD_CANCEL_TPM_CMD:
+		r->result = core_check_state(core, req);
+		if (r->result == PTM_RES_SUCCESS && core->running && core->running->client == client)
+			emu_cancel(core->emu);
+		return true;
+	default:
+		return false;
+	}
+}
+
+void core_ctrl(struct core_client *client, const struct core_ctrl_req *req, core_ctrl_done *done, void *arg)
+{
+	struct core *core = client->core;
+	struct core_ctrl_reply r = { 0 };
+	struct core_work *w;
+
+	if (core_ctrl_now(client, req, &r)) {
+		done(arg, &r);
+		return;
+	}
+	if (core_idle(core)) {
+		core->draining = true;
+		core_exec_ctrl(core, client, req, done, arg);
+		core->draining = false;
+		core_drain(core);
+		return;
+	}
+	w = core_work_new(client, req->data, req->len, arg);
+	if (!w) {
+		r.result = PTM_RES_FAIL;
+		done(arg, &r);
+		return;
+	}
+	w->ctrl_done = done;
+	w->req = *req;
+	w->req.data = w->buf;
+	core_enqueue(core, w);
+}
+
+/* ---- instance ---- */
+
+int core_create(struct core **out, struct loop *loop, struct emu *emu, const struct core_config *cfg)
+{
+	struct core *core = calloc(1, sizeof(*core));
+	int ret;
+
+	if (!core)
+		return -ENOMEM;
+	core->loop = loop;
+	core->emu = emu;
+	core->cfg = *cfg;
+	core->lock_timer.fd = -1;
+	pthread_mutex_init(&core->lock, NULL);
+	pthread_cond_init(&core->cond, NULL);
+	core->worker_done.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (core->worker_done.fd < 0) {
+		ret = -errno;
+		goto free_core;
+	}
+	core->worker_done.fn = core_worker_finished;
+	ret = loop_watch(loop, &core->worker_done, EPOLLIN);
+	if (ret < 0)
+		goto close_eventfd;
+	*out = core;
+	return 0;
+
+close_eventfd:
+	close(core->worker_done.fd);
+free_core:
+	pthread_cond_destroy(&core->cond);
+	pthread_mutex_destroy(&core->lock);
+	free(core);
+	return ret;
+}
+
+void core_destroy(struct core *core)
+{
+	struct core_work *w;
+
+	if (!core)
+		return;
+	if (core->worker_started) {
+		/* A running key generation is cancelled rather than waited for. */
+		if (core->running)
+			emu_cancel(core->emu);
+		pthread_mutex_lock(&core->lock);
+		core->worker_quit = true;
+		pthread_cond_signal(&core->cond);
+		pthread_mutex_unlock(&core->lock);
+		pthread_join(core->worker, NULL);
+		free(core->running);
+	}
+	while ((w = core_pop(core)))
+		free(w);
+	loop_timer_destroy(core->loop, &core->lock_timer);
+	loop_unwatch(core->loop, &core->worker_done);
+	close(core->worker_done.fd);
+	blob_out_clear(&core->blob_out);
+	blob_in_clear(&core->blob_in);
+	free(core->info);
+	pthread_cond_destroy(&core->cond);
+	pthread_mutex_destroy(&core->lock);
+	free(core);
+}
+
+void core_client_init(struct core_client *client, struct core *core, const char *name)
+{
+	memset(client, 0, sizeof(*client));
+	client->core = core;
+	client->name = name;
+}
+
+uint32_t core_max_command(const struct core *core)
+{
+	return emu_buffer_size(core->emu);
+}
+
+void core_error_response(const struct core *core, uint32_t rc, uint8_t out[10])
+{
+	emu_error_response(core->emu, rc, out);
+}
+
+uint32_t core_command_size_rc(const struct core *core)
+{
+	return emu_command_size_rc(core->emu);
+}
+
+bool core_is_tpm2(const struct core *core)
+{
+	return emu_is_tpm2(core->emu);
+}
+
+uint32_t core_start_now(struct core *core, int startup_type)
+{
+	uint32_t rc = emu_start(core->emu, false);
+
+	if (rc != PTM_RES_SUCCESS || startup_type < 0)
+		return rc;
+	rc = emu_startup(core->emu, (enum emu_startup)startup_type);
+	if (rc != 0)
+		log_warn("TPM Startup at start-up returned 0x%x", rc);
+	return PTM_RES_SUCCESS;
+}
+
+void core_stop_tpm(struct core *core)
+{
+	if (core->running)
+		return;		/* a key generation is on the worker: core_destroy cancels it */
+	emu_stop(core->emu);
+}

@@ -1,0 +1,720 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The socket front: the ctrl and data channels of `swtpm socket`.
+ *
+ * Every connection is a non-blocking stream with an input buffer, parsed
+ * as a stream: ctrl messages by their code's exact payload length
+ * (ctrl-msg.c), TPM commands by their header's size.  So split, coalesced
+ * and pipelined input is answered right and no peer can block another.
+ * One message per connection is in flight; replies leave in order.
+ * All connections of this front share one core client (one locality,
+ * as QEMU expects: it caches the locality across resets).
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <ptm.h>
+
+#include "cli.h"
+#include "core.h"
+#include "ctrl-msg.h"
+#include "front.h"
+#include "log.h"
+#include "loop.h"
+
+#define TPM_HEADER_SIZE		10
+#define DATA_DISCARD_MAX	(1u << 20)	/* skip an oversized command up to this; beyond, close */
+#define ACCEPT_PAUSE_MSEC	100
+#define LISTEN_BACKLOG		64
+
+enum conn_kind { CONN_CTRL, CONN_DATA };
+
+struct socket_front;
+
+struct conn {
+	struct loop_watch watch;
+	struct socket_front *front;
+	struct conn *prev, *next;
+	enum conn_kind kind;
+	bool closing;
+	bool busy;			/* a message is with the core */
+	bool processing;		/* conn_process() is on the stack */
+	bool ends_front;		/* its close ends the daemon (--terminate) */
+	bool hangup;			/* close once the output is flushed */
+	uint32_t op;			/* ctrl: the code being answered */
+	int passed_fd;			/* ctrl: an fd that came with SCM_RIGHTS */
+	size_t discard;			/* data: bytes of an oversized command still to skip */
+	uint8_t *in;
+	size_t in_len, in_cap;
+	uint8_t *out;
+	size_t out_len, out_cap;
+	struct loop_deferred release;
+};
+
+struct listener {
+	struct loop_watch watch;
+	struct socket_front *front;
+	enum conn_kind kind;
+	const struct cli_endpoint *ep;
+	const char *unlink_path;	/* the socket file we created */
+};
+
+struct socket_front {
+	struct front_env env;
+	struct core_client client;
+	struct listener ctrl, data;
+	struct conn *conns;
+	struct conn *datafd;		/* the data channel given by CMD_SET_DATAFD */
+	struct loop_watch accept_timer;	/* re-arms listeners after EMFILE */
+	bool disconnect;		/* --server ...,disconnect */
+};
+
+static void conn_process(struct conn *c);
+static void conn_close(struct conn *c);
+
+static uint32_t get_be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* ---- connections: buffers and I/O shared by ctrl and data ---- */
+
+static uint32_t conn_events(const struct conn *c)
+{
+	if (c->out_len)
+		return EPOLLOUT;
+	return c->busy ? 0 : EPOLLIN;
+}
+
+static void conn_update(struct conn *c)
+{
+	if (!c->closing && loop_watch(c->front->env.loop, &c->watch, conn_events(c)) < 0)
+		conn_close(c);
+}
+
+static int conn_reserve(uint8_t **buf, size_t *cap, size_t need)
+{
+	size_t n = *cap ? *cap : 256;
+	uint8_t *grown;
+
+	if (need <= *cap)
+		return 0;
+	while (n < need)
+		n *= 2;
+	grown = realloc(*buf, n);
+	if (!grown)
+		return -ENOMEM;
+	*buf = grown;
+	*cap = n;
+	return 0;
+}
+
+/* Sends a reply: at once if the socket takes it, else the rest waits for EPOLLOUT. */
+static void conn_send(struct conn *c, const uint8_t *hdr, size_t hdr_len, const uint8_t *data, size_t data_len)
+{
+	struct iovec iov[2] = { { (void *)(uintptr_t)hdr, hdr_len }, { (void *)(uintptr_t)data, data_len } };
+	size_t total = hdr_len + data_len;
+	ssize_t n = 0;
+
+	if (c->closing)
+		return;
+	if (!c->out_len) {
+		n = writev(c->watch.fd, iov, data_len ? 2 : 1);
+		if (n < 0 && errno != EAGAIN && errno != EINTR) {
+			log_debug("%s connection: write failed: %s", c->kind == CONN_CTRL ? "ctrl" : "data",
+				  strerror(errno));
+			conn_close(c);
+			return;
+		}
+		if (n < 0)
+			n = 0;
+	}
+	if ((size_t)n == total)
+		return;
+	if (conn_reserve(&c->out, &c->out_cap, c->out_len + total - (size_t)n) < 0) {
+		conn_close(c);
+		return;
+	}
+	for (int i = 0; i < 2; i++) {
+		size_t skip = (size_t)n < iov[i].iov_len ? (size_t)n : iov[i].iov_len;
+
+		memcpy(c->out + c->out_len, (uint8_t *)iov[i].iov_base + skip, iov[i].iov_len - skip);
+		c->out_len += iov[i].iov_len - skip;
+		n -= (ssize_t)skip;
+	}
+}
+
+static void conn_flush(struct conn *c)
+{
+	ssize_t n = write(c->watch.fd, c->out, c->out_len);
+
+	if (n < 0) {
+		if (errno != EAGAIN && errno != EINTR)
+			conn_close(c);
+		return;
+	}
+	memmove(c->out, c->out + n, c->out_len - (size_t)n);
+	c->out_len -= (size_t)n;
+	if (!c->out_len && c->hangup)
+		conn_close(c);
+}
+
+/* Closes the connection once what is queued for it has been sent. */
+static void conn_hangup(struct conn *c)
+{
+	c->hangup = true;
+	c->in_len = 0;
+	if (!c->out_len)
+		conn_close(c);
+}
+
+static void conn_consume(struct conn *c, size_t n)
+{
+	memmove(c->in, c->in + n, c->in_len - n);
+	c->in_len -= n;
+}
+
+/* Reads what is there; ctrl reads take an SCM_RIGHTS fd along. false on EOF or error. */
+static bool conn_read(struct conn *c)
+{
+	size_t room;
+	ssize_t n;
+
+	if (conn_reserve(&c->in, &c->in_cap, c->in_len + 4096) < 0)
+		return false;
+	room = c->in_cap - c->in_len;
+	if (c->kind == CONN_CTRL) {
+		union {
+			struct cmsghdr align;
+			char buf[CMSG_SPACE(sizeof(int))];
+		} control;
+		struct iovec iov = { c->in + c->in_len, room };
+		struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
+				      .msg_control = control.buf, .msg_controllen = sizeof(control.buf) };
+		struct cmsghdr *cmsg;
+
+		n = recvmsg(c->watch.fd, &msg, MSG_CMSG_CLOEXEC);
+		for (cmsg = n > 0 ? CMSG_FIRSTHDR(&msg) : NULL; cmsg; cmsg = CMSG_NXTHDR(&msg, cmsg)) {
+			if (cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS ||
+			    cmsg->cmsg_len != CMSG_LEN(sizeof(int)))
+				continue;
+			if (c->passed_fd >= 0)
+				close(c->passed_fd);
+			memcpy(&c->passed_fd, CMSG_DATA(cmsg), sizeof(int));
+		}
+		if (msg.msg_flags & MSG_CTRUNC)
+			log_debug("ctrl connection: dropped descriptors beyond the first");
+	} else {
+		n = read(c->watch.fd, c->in + c->in_len, room);
+	}
+	if (n < 0)
+		return errno == EAGAIN || errno == EINTR;
+	if (n == 0)
+		return false;
+	c->in_len += (size_t)n;
+	return true;
+}
+
+static void conn_event(struct loop_watch *watch, uint32_t events)
+{
+	struct conn *c = (struct conn *)watch;
+
+	if (events & EPOLLERR) {
+		conn_close(c);
+		return;
+	}
+	if (events & EPOLLOUT) {
+		conn_flush(c);
+		if (c->closing)
+			return;
+	}
+	if (events & (EPOLLIN | EPOLLHUP)) {
+		/*
+		 * epoll reports a hang-up even while we wait for the core, and
+		 * would report it again at once: a gone peer gets no answer.
+		 */
+		if ((c->busy || c->out_len) && (events & EPOLLHUP)) {
+			conn_close(c);
+			return;
+		}
+		if (!c->busy && !c->out_len && !conn_read(c)) {
+			conn_close(c);
+			return;
+		}
+	}
+	conn_process(c);
+}
+
+static void conn_release(struct loop_deferred *d)
+{
+	struct conn *c = (struct conn *)((char *)d - offsetof(struct conn, release));
+
+	free(c->in);
+	free(c->out);
+	free(c);
+}
+
+static void conn_close(struct conn *c)
+{
+	struct socket_front *f = c->front;
+
+	if (c->closing)
+		return;
+	c->closing = true;
+	core_withdraw(f->env.core, c);
+	loop_unwatch(f->env.loop, &c->watch);
+	close(c->watch.fd);
+	if (c->passed_fd >= 0)
+		close(c->passed_fd);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		f->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	if (f->datafd == c)
+		f->datafd = NULL;
+	log_debug("%s connection closed", c->kind == CONN_CTRL ? "ctrl" : "data");
+	/* A later event of this loop batch may still name it. */
+	c->release.fn = conn_release;
+	loop_defer(f->env.loop, &c->release);
+	if (c->ends_front)
+		f->env.quit(f->env.quit_arg);
+}
+
+static struct conn *conn_new(struct socket_front *f, int fd, enum conn_kind kind)
+{
+	struct conn *c = calloc(1, sizeof(*c));
+
+	if (!c) {
+		close(fd);
+		return NULL;
+	}
+	c->front = f;
+	c->kind = kind;
+	c->passed_fd = -1;
+	c->watch.fd = fd;
+	c->watch.fn = conn_event;
+	if (loop_watch(f->env.loop, &c->watch, EPOLLIN) < 0) {
+		close(fd);
+		free(c);
+		return NULL;
+	}
+	c->next = f->conns;
+	if (f->conns)
+		f->conns->prev = c;
+	f->conns = c;
+	/* --terminate: the data channel's end is the daemon's; --ctrl ...,terminate: the ctrl client's. */
+	c->ends_front = kind == CONN_DATA ? f->env.cfg->terminate : f->env.cfg->ctrl.terminate;
+	return c;
+}
+
+/* ---- the data channel ---- */
+
+static void data_reply(void *arg, const uint8_t *resp, size_t len)
+{
+	struct conn *c = arg;
+
+	conn_send(c, resp, len, NULL, 0);
+	c->busy = false;
+	if (c->front->disconnect) {
+		/* --server ...,disconnect: one response per connection. */
+		conn_hangup(c);
+		return;
+	}
+	if (!c->processing)
+		conn_process(c);
+}
+
+static void data_error(struct conn *c, uint32_t rc)
+{
+	uint8_t resp[TPM_HEADER_SIZE];
+
+	core_error_response(c->front->env.core, rc, resp);
+	conn_send(c, resp, sizeof(resp), NULL, 0);
+}
+
+/* One step over the input: false when it needs more bytes or must stop. */
+static bool data_step(struct conn *c)
+{
+	struct core *core = c->front->env.core;
+	uint32_t size;
+
+	if (c->discard) {
+		size_t n = c->in_len < c->discard ? c->in_len : c->discard;
+
+		conn_consume(c, n);
+		c->discard -= n;
+		if (c->discard)
+			return false;
+		data_error(c, core_command_size_rc(core));
+		return true;
+	}
+	if (c->in_len < 6)
+		return false;
+	size = get_be32(c->in + 2);
+	if (size < TPM_HEADER_SIZE || size > DATA_DISCARD_MAX) {
+		/* No way to find the next command's start: answer, then hang up. */
+		log_debug("data connection: command size %u cannot be framed; closing", size);
+		data_error(c, core_command_size_rc(core));
+		conn_hangup(c);
+		return false;
+	}
+	if (size > core_max_command(core)) {
+		c->discard = size;
+		return true;
+	}
+	if (c->in_len < size)
+		return false;
+	c->busy = true;
+	core_submit(&c->front->client, c->in, size, data_reply, c);
+	if (!c->closing)
+		conn_consume(c, size);
+	return true;
+}
+
+/* ---- the ctrl channel ---- */
+
+static void ctrl_reply(void *arg, const struct core_ctrl_reply *r)
+{
+	struct conn *c = arg;
+	uint8_t hdr[CTRL_MSG_REPLY_HDR];
+	struct core_ctrl_reply copy;
+	const uint8_t *data;
+	size_t hdr_len, data_len;
+
+	if (c->op == CMD_GET_CAPABILITY) {
+		copy = *r;
+		copy.caps |= PTM_CAP_SET_DATAFD;
+		r = &copy;
+	}
+	hdr_len = ctrl_msg_encode(c->op, r, hdr, &data, &data_len);
+	conn_send(c, hdr, hdr_len, data, data_len);
+	c->busy = false;
+	if (!c->processing)
+		conn_process(c);
+}
+
+static void ctrl_result(struct conn *c, uint32_t result)
+{
+	uint8_t hdr[CTRL_MSG_REPLY_HDR];
+
+	conn_send(c, hdr, ctrl_msg_encode_result(result, hdr), NULL, 0);
+}
+
+static int socket_set_nonblock(int fd)
+{
+	int flags = fcntl(fd, F_GETFL);
+
+	if (flags < 0 || fcntl(fd, F_SETFL, flags | O_NONBLOCK) < 0)
+		return -errno;
+	return 0;
+}
+
+/* CMD_SET_DATAFD: the fd that came with the message becomes a data channel. */
+static uint32_t ctrl_set_datafd(struct conn *c)
+{
+	struct socket_front *f = c->front;
+	struct conn *data;
+	int fd = c->passed_fd;
+
+	c->passed_fd = -1;
+	if (f->datafd) {
+		if (fd >= 0)
+			close(fd);
+		return PTM_RES_IOERROR;
+	}
+	if (fd < 0)
+		return PTM_RES_BAD_PARAMETER;
+	if (socket_set_nonblock(fd) < 0) {
+		close(fd);
+		return PTM_RES_BAD_PARAMETER;
+	}
+	data = conn_new(f, fd, CONN_DATA);
+	if (!data)
+		return PTM_RES_FAIL;
+	f->datafd = data;
+	return PTM_RES_SUCCESS;
+}
+
+static bool ctrl_step(struct conn *c)
+{
+	struct core_ctrl_req req;
+	uint32_t result;
+	ssize_t n = ctrl_msg_frame(c->in, c->in_len);
+
+	if (n == 0)
+		return false;
+	if (n < 0) {
+		log_debug("ctrl connection: message payload over the bound; closing");
+		ctrl_result(c, ctrl_msg_oversize_result(c->in));
+		conn_hangup(c);
+		return false;
+	}
+	c->op = ctrl_msg_code(c->in);
+	if (c->op == CMD_SET_DATAFD) {
+		ctrl_result(c, ctrl_set_datafd(c));
+	} else if ((result = ctrl_msg_decode(c->in, (size_t)n, &req)) != PTM_RES_SUCCESS) {
+		ctrl_result(c, result);
+	} else {
+		c->busy = true;
+		core_ctrl(&c->front->client, &req, ctrl_reply, c);
+	}
+	if (!c->closing)
+		conn_consume(c, (size_t)n);
+	return true;
+}
+
+/* Answers every complete message in the input, one at a time, in order. */
+static void conn_process(struct conn *c)
+{
+	c->processing = true;
+	while (!c->closing && !c->hangup && !c->busy && !c->out_len) {
+		if (!(c->kind == CONN_CTRL ? ctrl_step(c) : data_step(c)))
+			break;
+	}
+	c->processing = false;
+	conn_update(c);
+}
+
+/* ---- listeners ---- */
+
+static void listener_event(struct loop_watch *watch, uint32_t events)
+{
+	struct listener *l = (struct listener *)watch;
+	struct socket_front *f = l->front;
+	int fd, one = 1;
+
+	(void)events;
+	fd = accept4(watch->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (fd < 0) {
+		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+			/* Out of descriptors: pause accepting rather than spin on the ready listener. */
+			log_warn("cannot accept a connection: %s; pausing", strerror(errno));
+			loop_unwatch(f->env.loop, watch);
+			loop_timer_arm(&f->accept_timer, ACCEPT_PAUSE_MSEC);
+		}
+		return;
+	}
+	if (l->ep->tcp)
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	conn_new(f, fd, l->kind);
+}
+
+static void accept_resume(struct loop_watch *timer, uint32_t events)
+{
+	struct socket_front *f = (struct socket_front *)((char *)timer - offsetof(struct socket_front, accept_timer));
+	uint64_t expirations;
+
+	(void)events;
+	if (read(timer->fd, &expirations, sizeof(expirations)) < 0)
+		return;
+	if (f->ctrl.watch.fd >= 0)
+		loop_watch(f->env.loop, &f->ctrl.watch, EPOLLIN);
+	if (f->data.watch.fd >= 0)
+		loop_watch(f->env.loop, &f->data.watch, EPOLLIN);
+}
+
+static int listen_unix(const struct cli_endpoint *ep, const char *what)
+{
+	struct sockaddr_un sun = { .sun_family = AF_UNIX };
+	mode_t mode = ep->mode_set ? ep->mode : 0770;
+	mode_t old_umask;
+	struct stat st;
+	int fd, ret;
+
+	if (strlen(ep->path) >= sizeof(sun.sun_path)) {
+		log_err("%s socket path %s is too long", what, ep->path);
+		return -ENAMETOOLONG;
+	}
+	strcpy(sun.sun_path, ep->path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	/* A stale socket of an earlier run is replaced; any other file is not. */
+	if (lstat(ep->path, &st) == 0 && S_ISSOCK(st.st_mode))
+		unlink(ep->path);
+	/* The file appears with its final mode: libvirt connects as soon as it exists. */
+	old_umask = umask(~mode & 0777);
+	ret = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
+	umask(old_umask);
+	if (ret < 0 || listen(fd, LISTEN_BACKLOG) < 0)
+		goto fail;
+	if (chmod(ep->path, mode) < 0)
+		goto fail_unlink;
+	if ((ep->uid_set || ep->gid_set) &&
+	    chown(ep->path, ep->uid_set ? ep->uid : (uid_t)-1, ep->gid_set ? ep->gid : (gid_t)-1) < 0)
+		goto fail_unlink;
+	return fd;
+
+fail_unlink:
+	ret = -errno;
+	unlink(ep->path);
+	log_errno(LOG_ERR, -ret, "%s socket %s", what, ep->path);
+	close(fd);
+	return ret;
+fail:
+	ret = -errno;
+	log_errno(LOG_ERR, -ret, "%s socket %s", what, ep->path);
+	close(fd);
+	return ret;
+}
+
+static int listen_tcp(const struct cli_endpoint *ep, const char *what)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV | AI_NUMERICHOST };
+	const char *addr = ep->bindaddr ? ep->bindaddr : "127.0.0.1";
+	struct addrinfo *ai;
+	char port[8];
+	int fd, one = 1, ret;
+
+	snprintf(port, sizeof(port), "%u", ep->port);
+	ret = getaddrinfo(addr, port, &hints, &ai);
+	if (ret) {
+		log_err("%s: bind address %s: %s", what, addr, gai_strerror(ret));
+		return -EINVAL;
+	}
+	fd = socket(ai->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		ret = -errno;
+		goto out;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, ai->ai_addr, ai->ai_addrlen) < 0 || listen(fd, LISTEN_BACKLOG) < 0) {
+		ret = -errno;
+		close(fd);
+		goto out;
+	}
+	ret = fd;
+out:
+	if (ret < 0)
+		log_errno(LOG_ERR, -ret, "%s socket on %s port %u", what, addr, ep->port);
+	freeaddrinfo(ai);
+	return ret;
+}
+
+static bool fd_is_listening(int fd)
+{
+	int yes = 0;
+	socklen_t len = sizeof(yes);
+
+	return getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &yes, &len) == 0 && yes;
+}
+
+/* Opens one --ctrl or --server channel: a listener, or a connected fd given to us. */
+static int endpoint_open(struct socket_front *f, struct listener *l, const struct cli_endpoint *ep,
+			 enum conn_kind kind)
+{
+	const char *what = kind == CONN_CTRL ? "ctrl" : "data";
+	int fd = ep->clientfd >= 0 ? ep->clientfd : ep->fd;
+	int ret;
+
+	l->front = f;
+	l->kind = kind;
+	l->ep = ep;
+	l->watch.fd = -1;
+	if (!ep->set)
+		return 0;
+	if (fd >= 0) {
+		struct stat st;
+
+		if (fstat(fd, &st) < 0 || !S_ISSOCK(st.st_mode)) {
+			log_err("%s channel: fd %d is not a socket", what, fd);
+			return -EBADF;
+		}
+		fcntl(fd, F_SETFD, FD_CLOEXEC);
+		if ((ret = socket_set_nonblock(fd)) < 0)
+			return ret;
+		if (!fd_is_listening(fd)) {
+			/* clientfd=, or swtpm_setup's --server type=tcp,fd=: an open stream. */
+			return conn_new(f, fd, kind) ? 0 : -ENOMEM;
+		}
+	} else {
+		fd = ep->tcp ? listen_tcp(ep, what) : listen_unix(ep, what);
+		if (fd < 0)
+			return fd;
+		if (!ep->tcp)
+			l->unlink_path = ep->path;
+	}
+	l->watch.fd = fd;
+	l->watch.fn = listener_event;
+	ret = loop_watch(f->env.loop, &l->watch, EPOLLIN);
+	if (ret < 0) {
+		close(fd);
+		l->watch.fd = -1;
+	}
+	return ret;
+}
+
+static void listener_close(struct socket_front *f, struct listener *l)
+{
+	if (l->watch.fd < 0)
+		return;
+	loop_unwatch(f->env.loop, &l->watch);
+	close(l->watch.fd);
+	l->watch.fd = -1;
+	if (l->unlink_path)
+		unlink(l->unlink_path);
+}
+
+static void socket_front_close(struct front *front)
+{
+	struct socket_front *f = (struct socket_front *)front;
+
+	if (!f)
+		return;
+	while (f->conns)
+		conn_close(f->conns);
+	listener_close(f, &f->ctrl);
+	listener_close(f, &f->data);
+	loop_timer_destroy(f->env.loop, &f->accept_timer);
+	core_withdraw(f->env.core, f);
+	/* Closed connections are freed by the loop's deferred list, which runs before exit. */
+	free(f);
+}
+
+static int socket_front_open(struct front **out, const struct front_env *env)
+{
+	struct socket_front *f = calloc(1, sizeof(*f));
+	int ret;
+
+	if (!f)
+		return -ENOMEM;
+	f->env = *env;
+	f->disconnect = env->cfg->server.disconnect;
+	f->ctrl.watch.fd = f->data.watch.fd = -1;
+	core_client_init(&f->client, env->core, "socket");
+	f->client.inband_locality = env->cfg->allow_set_locality;
+	ret = loop_timer_create(env->loop, &f->accept_timer, accept_resume);
+	if (ret < 0)
+		goto fail;
+	ret = endpoint_open(f, &f->ctrl, &env->cfg->ctrl, CONN_CTRL);
+	if (ret < 0)
+		goto fail;
+	ret = endpoint_open(f, &f->data, &env->cfg->server, CONN_DATA);
+	if (ret < 0)
+		goto fail;
+	*out = (struct front *)f;
+	return 0;
+
+fail:
+	socket_front_close((struct front *)f);
+	return ret;
+}
+
+const struct front_ops socket_front_ops = {
+	.name = "socket",
+	.open = socket_front_open,
+	.close = socket_front_close,
+};

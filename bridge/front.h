@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * A front: one way in to the TPM (socket, later CUSE and vtpm-proxy).
+ * Each is a small file with a const ops table; the daemon opens every
+ * configured front before it drops privileges, and fronts see the TPM
+ * only through the core (core.h).
+ */
+#ifndef VTPM_FRONT_H
+#define VTPM_FRONT_H
+
+struct cli_config;
+struct core;
+struct loop;
+struct front;
+
+struct front_env {
+	struct loop *loop;
+	struct core *core;
+	const struct cli_config *cfg;
+	/* The front's work is over (e.g. --terminate and the data channel closed). */
+	void (*quit)(void *arg);
+	void *quit_arg;
+};
+
+struct front_ops {
+	const char *name;
+	/* Creates the front's channels (bind, listen): 0 or -errno, after logging why. */
+	int (*open)(struct front **out, const struct front_env *env);
+	/* Closes every channel and removes the files it created. */
+	void (*close)(struct front *front);
+};
+
+extern const struct front_ops socket_front_ops;
+
+#endif

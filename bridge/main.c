@@ -1,0 +1,331 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * vtpm-bridge: one libtpms TPM served through the fronts the command line
+ * names.  Start-up does only what must come before the channels listen:
+ * libvirt gives the ctrl socket one second to appear.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "core.h"
+#include "front.h"
+#include "log.h"
+#include "loop.h"
+#include "state.h"
+#include "tpm.h"
+
+#define VTPM_BRIDGE_VERSION "0.1.0"
+
+struct daemon {
+	struct cli_config cfg;
+	struct state_dir *state;
+	struct emu *emu;
+	struct loop *loop;
+	struct core *core;
+	struct front *front;
+	const struct front_ops *front_ops;
+	struct loop_watch signals;
+	char *pid_tmp;
+};
+
+static void daemon_quit(void *arg)
+{
+	struct daemon *d = arg;
+
+	loop_quit(d->loop);
+}
+
+static void daemon_signal(struct loop_watch *watch, uint32_t events)
+{
+	struct daemon *d = (struct daemon *)((char *)watch - offsetof(struct daemon, signals));
+	struct signalfd_siginfo si;
+
+	(void)events;
+	if (read(watch->fd, &si, sizeof(si)) != sizeof(si))
+		return;
+	log_info("signal %u: exiting", si.ssi_signo);
+	loop_quit(d->loop);
+}
+
+static int print_capabilities(const struct cli_config *cfg)
+{
+	printf("{ \"type\": \"swtpm\", \"features\": [ \"tpm-1.2\", \"tpm-2.0\", \"flags-opt-startup\", "
+	       "\"flags-opt-disable-auto-shutdown\", \"ctrl-opt-terminate\", \"cmdarg-print-states\", "
+	       "\"cmdarg-migration\", \"nvram-backend-dir\"%s ], \"version\": \"%s\" }\n",
+	       cfg->tpm2 ? ", \"rsa-keysize-1024\", \"rsa-keysize-2048\", \"rsa-keysize-3072\"" : "",
+	       VTPM_BRIDGE_VERSION);
+	return 0;
+}
+
+static int state_open(struct daemon *d)
+{
+	struct state_dir_config sc = {
+		.path = d->cfg.state_dir,
+		.mode = d->cfg.state_mode,
+		.mode_set = d->cfg.state_mode_set,
+		.tpm2 = d->cfg.tpm2,
+		.fsync = true,
+	};
+	struct stat st;
+	int ret;
+
+	if (stat(d->cfg.state_dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		ret = errno ? -errno : -ENOTDIR;
+		log_errno(LOG_ERR, -ret, "state directory %s", d->cfg.state_dir);
+		return ret;
+	}
+	ret = state_dir_open(&d->state, &sc);
+	if (ret < 0)
+		log_errno(LOG_ERR, -ret, "state directory %s", d->cfg.state_dir);
+	return ret;
+}
+
+static int print_states(struct daemon *d)
+{
+	struct emu_state_info states[3];
+	size_t n;
+	int ret;
+
+	ret = state_open(d);
+	if (ret < 0)
+		return ret;
+	/* As swtpm: listing takes the lock, so it fails while a TPM serves the directory. */
+	ret = state_dir_lock(d->state);
+	if (ret < 0) {
+		log_errno(LOG_ERR, -ret, "cannot lock %s", d->cfg.state_dir);
+		return ret;
+	}
+	ret = emu_list_states(d->state, states, &n);
+	if (ret < 0) {
+		log_errno(LOG_ERR, -ret, "cannot list the states in %s", d->cfg.state_dir);
+		return ret;
+	}
+	printf("{ \"type\": \"swtpm\", \"states\": [");
+	for (size_t i = 0; i < n; i++)
+		printf("%s {\"name\": \"%s\", \"size\": %zu}", i ? "," : "", states[i].name, states[i].size);
+	printf(" ] }\n");
+	return 0;
+}
+
+static int log_open(const struct cli_config *cfg)
+{
+	int level = cfg->log_level >= 2 ? LOG_DEBUG : cfg->log_level == 1 ? LOG_INFO : LOG_WARNING;
+	int fd = STDERR_FILENO;
+
+	if (cfg->log_file) {
+		fd = open(cfg->log_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY |
+			  (cfg->log_truncate ? O_TRUNC : 0), 0644);
+		if (fd < 0) {
+			fprintf(stderr, "vtpm-bridge: --log: %s: %s\n", cfg->log_file, strerror(errno));
+			return -1;
+		}
+	} else if (cfg->log_fd >= 0) {
+		fd = cfg->log_fd;
+	}
+	log_setup(fd, level);
+	return 0;
+}
+
+/* Writes the pid file atomically (temp file + rename): a reader never sees it half written. */
+static int pid_write(struct daemon *d, pid_t pid)
+{
+	char buf[32];
+	int len = snprintf(buf, sizeof(buf), "%d\n", (int)pid);
+	int fd, ret = 0;
+
+	if (d->cfg.pid_fd >= 0) {
+		if (write(d->cfg.pid_fd, buf, (size_t)len) != len) {
+			log_errno(LOG_ERR, errno, "--pid fd=%d", d->cfg.pid_fd);
+			return -1;
+		}
+		return 0;
+	}
+	if (!d->cfg.pid_file)
+		return 0;
+	if (asprintf(&d->pid_tmp, "%s.XXXXXX", d->cfg.pid_file) < 0)
+		return -1;
+	fd = mkostemp(d->pid_tmp, O_CLOEXEC);
+	if (fd < 0 || fchmod(fd, 0644) < 0 || write(fd, buf, (size_t)len) != len ||
+	    rename(d->pid_tmp, d->cfg.pid_file) < 0) {
+		log_errno(LOG_ERR, errno, "--pid file=%s", d->cfg.pid_file);
+		unlink(d->pid_tmp);
+		ret = -1;
+	}
+	if (fd >= 0)
+		close(fd);
+	free(d->pid_tmp);
+	d->pid_tmp = NULL;
+	return ret;
+}
+
+static int drop_privileges(const char *user)
+{
+	struct passwd *pw = getpwnam(user);
+
+	if (!pw) {
+		log_err("--runas: no user '%s'", user);
+		return -1;
+	}
+	if (initgroups(pw->pw_name, pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {
+		log_errno(LOG_ERR, errno, "--runas %s", user);
+		return -1;
+	}
+	return 0;
+}
+
+/* -d: the parent exits once the child is ready, so "started" means "listening". */
+static int daemonize(struct daemon *d)
+{
+	pid_t pid = fork();
+	int null;
+
+	if (pid < 0) {
+		log_errno(LOG_ERR, errno, "fork");
+		return -1;
+	}
+	if (pid > 0)
+		_exit(pid_write(d, pid) < 0 ? 1 : 0);
+	setsid();
+	null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (null >= 0) {
+		dup2(null, STDIN_FILENO);
+		dup2(null, STDOUT_FILENO);
+		if (!d->cfg.log_file && d->cfg.log_fd < 0) {
+			log_setup(-1, log_level());
+			dup2(null, STDERR_FILENO);
+		}
+		close(null);
+	}
+	return 0;
+}
+
+static int signals_setup(struct daemon *d)
+{
+	sigset_t set;
+
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	/* Blocked before any thread starts, so only the loop sees them. */
+	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+		return -errno;
+	d->signals.fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (d->signals.fd < 0)
+		return -errno;
+	d->signals.fn = daemon_signal;
+	return loop_watch(d->loop, &d->signals, EPOLLIN);
+}
+
+static int daemon_run(struct daemon *d)
+{
+	struct emu_config ec = {
+		.tpm2 = d->cfg.tpm2,
+		.defer_lock = d->cfg.migration_incoming,
+		.release_lock_outgoing = d->cfg.release_lock_outgoing,
+		.auto_shutdown = !d->cfg.disable_auto_shutdown,
+	};
+	struct core_config cc = {
+		.reject_locality_4 = d->cfg.reject_locality_4,
+		.on_shutdown = daemon_quit,
+		.shutdown_arg = d,
+	};
+	struct front_env env = { .cfg = &d->cfg, .quit = daemon_quit, .quit_arg = d };
+	int ret;
+
+	if (state_open(d) < 0)
+		return 1;
+	ec.state = d->state;
+	if (emu_create(&d->emu, &ec) < 0 || loop_create(&d->loop) < 0)
+		return 1;
+	if (signals_setup(d) < 0) {
+		log_errno(LOG_ERR, errno, "signals");
+		return 1;
+	}
+	if (core_create(&d->core, d->loop, d->emu, &cc) < 0) {
+		log_err("cannot create the TPM core");
+		return 1;
+	}
+	/* With not-need-init the TPM starts now, so a locked state dir fails the start. */
+	if (d->cfg.not_need_init && core_start_now(d->core, d->cfg.startup) != 0)
+		return 1;
+	env.loop = d->loop;
+	env.core = d->core;
+	d->front_ops = &socket_front_ops;
+	ret = d->front_ops->open(&d->front, &env);
+	if (ret < 0)
+		return 1;
+	if (d->cfg.daemon) {
+		if (daemonize(d) < 0)
+			return 1;
+	} else if (pid_write(d, getpid()) < 0) {
+		return 1;
+	}
+	if (d->cfg.runas && drop_privileges(d->cfg.runas) < 0)
+		return 1;
+	log_info("serving a TPM %s from %s", d->cfg.tpm2 ? "2.0" : "1.2", d->cfg.state_dir);
+	ret = loop_run(d->loop);
+	if (ret < 0) {
+		log_errno(LOG_ERR, -ret, "event loop");
+		return 1;
+	}
+	return 0;
+}
+
+static void daemon_cleanup(struct daemon *d)
+{
+	if (d->core)
+		core_stop_tpm(d->core);
+	if (d->front)
+		d->front_ops->close(d->front);
+	core_destroy(d->core);
+	emu_destroy(d->emu);
+	if (d->signals.fd > 0)
+		close(d->signals.fd);
+	loop_destroy(d->loop);
+	state_dir_close(d->state);
+	if (d->cfg.pid_file)
+		unlink(d->cfg.pid_file);
+}
+
+int main(int argc, char **argv)
+{
+	struct daemon d = { .signals.fd = -1 };
+	int rc;
+
+	if (cli_parse(argc, argv, &d.cfg) < 0)
+		return 1;
+	switch (d.cfg.action) {
+	case CLI_HELP:
+		cli_usage("vtpm-bridge");
+		return 0;
+	case CLI_VERSION:
+		printf("vtpm-bridge %s (libtpms %s)\n", VTPM_BRIDGE_VERSION, emu_libtpms_version());
+		return 0;
+	case CLI_PRINT_CAPABILITIES:
+		return print_capabilities(&d.cfg);
+	default:
+		break;
+	}
+	if (log_open(&d.cfg) < 0)
+		return 1;
+	if (d.cfg.action == CLI_PRINT_STATES) {
+		rc = print_states(&d) < 0 ? 1 : 0;
+		state_dir_close(d.state);
+		return rc;
+	}
+	rc = daemon_run(&d);
+	daemon_cleanup(&d);
+	return rc;
+}

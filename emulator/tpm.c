@@ -1,0 +1,538 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include "tpm.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libtpms/tpm_error.h>
+#include <libtpms/tpm_library.h>
+#include <libtpms/tpm_tis.h>
+#include <ptm.h>
+
+#include "log.h"
+#include "state.h"
+
+#define TPM2_ST_NO_SESSIONS	0x8001
+#define TPM_TAG_RSP_COMMAND	0x00c4
+#define TPM_TAG_RQU_COMMAND	0x00c1
+#define TPM2_CC_SHUTDOWN	0x00000145
+#define TPM2_CC_STARTUP		0x00000144
+#define TPM2_RC_COMMAND_SIZE	0x00000142
+#define TPM2_RC_FAILURE		0x00000101
+#define TPM2_RC_CANCELED	0x00000909
+#define TPM_ORD_STARTUP		0x00000099
+
+struct emu {
+	struct emu_config cfg;
+	bool running;
+	bool orderly;		/* the last command was a successful TPM2_Shutdown */
+	uint8_t locality;	/* of the command libtpms is running */
+	uint8_t *resp;		/* libtpms reallocates it as needed */
+	uint32_t resp_cap;
+	uint8_t fail[10];	/* an error response made here */
+};
+
+/*
+ * libtpms calls back without a context pointer, and keeps its TPM in
+ * globals anyway: this is the one emu of the process.
+ */
+static struct emu *emu_current;
+
+static uint32_t get_be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+/* ---- libtpms callbacks ---- */
+
+static TPM_RESULT emu_cb_nvram_init(void)
+{
+	return TPM_SUCCESS;
+}
+
+static TPM_RESULT emu_cb_load(unsigned char **data, uint32_t *length, uint32_t tpm_number, const char *name)
+{
+	enum state_kind kind;
+	uint8_t *payload;
+	size_t len;
+	int ret;
+
+	(void)tpm_number;
+	if (state_kind_from_name(name, &kind) < 0)
+		return TPM_FAIL;
+	ret = state_dir_load(emu_current->cfg.state, kind, &payload, &len);
+	if (ret == -ENOENT)
+		return TPM_RETRY;	/* libtpms: no state of this kind yet */
+	if (ret < 0 || len > UINT32_MAX) {
+		if (ret == 0)
+			free(payload);
+		return TPM_FAIL;
+	}
+	*data = payload;
+	*length = (uint32_t)len;
+	return TPM_SUCCESS;
+}
+
+static TPM_RESULT emu_cb_store(const unsigned char *data, uint32_t length, uint32_t tpm_number, const char *name)
+{
+	enum state_kind kind;
+
+	(void)tpm_number;
+	if (state_kind_from_name(name, &kind) < 0)
+		return TPM_FAIL;
+	if (state_dir_store(emu_current->cfg.state, kind, data, length) < 0)
+		return TPM_FAIL;
+	return TPM_SUCCESS;
+}
+
+static TPM_RESULT emu_cb_delete(uint32_t tpm_number, const char *name, TPM_BOOL must_exist)
+{
+	enum state_kind kind;
+
+	(void)tpm_number;
+	(void)must_exist;
+	if (state_kind_from_name(name, &kind) < 0)
+		return TPM_FAIL;
+	if (state_dir_remove(emu_current->cfg.state, kind) < 0)
+		return TPM_FAIL;
+	return TPM_SUCCESS;
+}
+
+static TPM_RESULT emu_cb_io_init(void)
+{
+	return TPM_SUCCESS;
+}
+
+static TPM_RESULT emu_cb_locality(TPM_MODIFIER_INDICATOR *locality, uint32_t tpm_number)
+{
+	(void)tpm_number;
+	*locality = emu_current->locality;
+	return TPM_SUCCESS;
+}
+
+static TPM_RESULT emu_cb_physical_presence(TPM_BOOL *present, uint32_t tpm_number)
+{
+	(void)tpm_number;
+	*present = FALSE;
+	return TPM_SUCCESS;
+}
+
+static struct libtpms_callbacks emu_callbacks = {
+	.sizeOfStruct = sizeof(struct libtpms_callbacks),
+	.tpm_nvram_init = emu_cb_nvram_init,
+	.tpm_nvram_loaddata = emu_cb_load,
+	.tpm_nvram_storedata = emu_cb_store,
+	.tpm_nvram_deletename = emu_cb_delete,
+	.tpm_io_init = emu_cb_io_init,
+	.tpm_io_getlocality = emu_cb_locality,
+	.tpm_io_getphysicalpresence = emu_cb_physical_presence,
+};
+
+/* ---- life cycle ---- */
+
+int emu_create(struct emu **out, const struct emu_config *cfg)
+{
+	struct emu *emu;
+
+	if (emu_current)
+		return -EBUSY;
+	if (TPMLIB_ChooseTPMVersion(cfg->tpm2 ? TPMLIB_TPM_VERSION_2 : TPMLIB_TPM_VERSION_1_2) != TPM_SUCCESS) {
+		log_err("libtpms does not support TPM %s", cfg->tpm2 ? "2.0" : "1.2");
+		return -ENOTSUP;
+	}
+	emu = calloc(1, sizeof(*emu));
+	if (!emu)
+		return -ENOMEM;
+	emu->cfg = *cfg;
+	emu_current = emu;
+	*out = emu;
+	return 0;
+}
+
+void emu_destroy(struct emu *emu)
+{
+	if (!emu)
+		return;
+	emu_stop(emu);
+	free(emu->resp);
+	emu_current = NULL;
+	free(emu);
+}
+
+bool emu_running(const struct emu *emu)
+{
+	return emu->running;
+}
+
+bool emu_is_tpm2(const struct emu *emu)
+{
+	return emu->cfg.tpm2;
+}
+
+uint32_t emu_lock_storage(struct emu *emu)
+{
+	int ret = state_dir_lock(emu->cfg.state);
+
+	if (ret == 0)
+		return PTM_RES_SUCCESS;
+	if (ret == -EAGAIN)
+		log_err("%s is in use by another TPM process (swtpm or vtpm-bridge)",
+			state_dir_path(emu->cfg.state));
+	else
+		log_errno(LOG_ERR, -ret, "cannot lock %s", state_dir_path(emu->cfg.state));
+	return PTM_RES_FAIL;
+}
+
+uint32_t emu_start(struct emu *emu, bool delete_volatile)
+{
+	TPM_RESULT rc;
+
+	if (emu->running)
+		emu_stop(emu);
+	if (!emu->cfg.defer_lock && emu_lock_storage(emu) != PTM_RES_SUCCESS)
+		return PTM_RES_FAIL;
+	rc = TPMLIB_RegisterCallbacks(&emu_callbacks);
+	if (rc == TPM_SUCCESS)
+		rc = TPMLIB_MainInit();
+	if (rc != TPM_SUCCESS) {
+		log_err("TPM start-up from %s failed: libtpms error 0x%x",
+			state_dir_path(emu->cfg.state), rc);
+		return rc;
+	}
+	emu->running = true;
+	emu->orderly = false;
+	/* The TPM resumed from the volatile state; a later INIT must not resume it again. */
+	if (delete_volatile)
+		state_dir_remove(emu->cfg.state, STATE_VOLATILE);
+	return PTM_RES_SUCCESS;
+}
+
+static uint32_t emu_run_simple(struct emu *emu, const uint8_t *cmd, size_t len)
+{
+	const uint8_t *resp;
+	size_t resp_len;
+
+	emu_process(emu, cmd, len, 0, &resp, &resp_len);
+	return resp_len >= 10 ? get_be32(resp + 6) : TPM_FAIL;
+}
+
+static uint32_t emu_tpm2_shutdown(struct emu *emu, uint16_t type)
+{
+	uint8_t cmd[12] = { 0x80, 0x01, 0, 0, 0, 12, 0, 0, 0x01, 0x45 };
+
+	cmd[10] = (uint8_t)(type >> 8);
+	cmd[11] = (uint8_t)type;
+	return emu_run_simple(emu, cmd, sizeof(cmd));
+}
+
+void emu_stop(struct emu *emu)
+{
+	if (!emu->running)
+		return;
+	/*
+	 * A TPM 2 torn down without TPM2_Shutdown counts the next start as
+	 * disorderly, which raises the dictionary-attack counter when a
+	 * DA-protected authorization was used: shut it down first.
+	 */
+	if (emu->cfg.tpm2 && emu->cfg.auto_shutdown && !emu->orderly &&
+	    emu_tpm2_shutdown(emu, 1 /* SU_STATE */) != 0)
+		emu_tpm2_shutdown(emu, 0 /* SU_CLEAR */);
+	TPMLIB_Terminate();
+	emu->running = false;
+}
+
+uint32_t emu_startup(struct emu *emu, enum emu_startup type)
+{
+	uint8_t cmd[12];
+
+	if (emu->cfg.tpm2) {
+		static const uint8_t tpm2[12] = { 0x80, 0x01, 0, 0, 0, 12, 0, 0, 0x01, 0x44, 0, 0 };
+
+		if (type == EMU_STARTUP_DEACTIVATED)
+			return TPM_BAD_PARAMETER;
+		memcpy(cmd, tpm2, sizeof(cmd));
+		cmd[11] = type == EMU_STARTUP_STATE ? 1 : 0;
+	} else {
+		static const uint8_t tpm12[12] = { 0x00, 0xc1, 0, 0, 0, 12, 0, 0, 0, 0x99, 0, 1 };
+
+		memcpy(cmd, tpm12, sizeof(cmd));
+		cmd[11] = (uint8_t)(type + 1);	/* TPM_ST_CLEAR 1, STATE 2, DEACTIVATED 3 */
+	}
+	return emu_run_simple(emu, cmd, sizeof(cmd));
+}
+
+/* ---- commands ---- */
+
+void emu_error_response(const struct emu *emu, uint32_t rc, uint8_t out[10])
+{
+	uint16_t tag = emu->cfg.tpm2 ? TPM2_ST_NO_SESSIONS : TPM_TAG_RSP_COMMAND;
+
+	out[0] = (uint8_t)(tag >> 8);
+	out[1] = (uint8_t)tag;
+	put_be32(out + 2, 10);
+	put_be32(out + 6, rc);
+}
+
+uint32_t emu_not_running_rc(const struct emu *emu)
+{
+	return emu->cfg.tpm2 ? TPM2_RC_FAILURE : TPM_FAIL;
+}
+
+uint32_t emu_command_size_rc(const struct emu *emu)
+{
+	return emu->cfg.tpm2 ? TPM2_RC_COMMAND_SIZE : TPM_BAD_PARAM_SIZE;
+}
+
+uint32_t emu_canceled_rc(const struct emu *emu)
+{
+	return emu->cfg.tpm2 ? TPM2_RC_CANCELED : 0;
+}
+
+bool emu_command_is_long(const struct emu *emu, const uint8_t *cmd, size_t len)
+{
+	uint32_t ord;
+
+	if (len < 10)
+		return false;
+	ord = get_be32(cmd + 6);
+	if (emu->cfg.tpm2)
+		return ord == 0x131 /* CreatePrimary */ || ord == 0x153 /* Create */ ||
+		       ord == 0x191 /* CreateLoaded */;
+	return ord == 0x0d /* TakeOwnership */ || ord == 0x1f /* CreateWrapKey */ ||
+	       ord == 0x79 /* MakeIdentity */ || ord == 0x78 /* CreateEndorsementKeyPair */ ||
+	       ord == 0x7f /* CreateRevocableEK */ || ord == 0x13 /* CMK_CreateKey */;
+}
+
+static void emu_fail_response(struct emu *emu, uint32_t rc, const uint8_t **resp, size_t *resp_len)
+{
+	emu_error_response(emu, rc, emu->fail);
+	*resp = emu->fail;
+	*resp_len = sizeof(emu->fail);
+}
+
+void emu_process(struct emu *emu, const uint8_t *cmd, size_t len, uint8_t locality,
+		 const uint8_t **resp, size_t *resp_len)
+{
+	uint32_t resp_size = 0;
+	TPM_RESULT rc;
+
+	if (!emu->running) {
+		emu_fail_response(emu, emu_not_running_rc(emu), resp, resp_len);
+		return;
+	}
+	/* The lock may have been released for an outgoing migration: take it back first. */
+	if (!state_dir_locked(emu->cfg.state) && emu_lock_storage(emu) != PTM_RES_SUCCESS) {
+		emu_fail_response(emu, emu_not_running_rc(emu), resp, resp_len);
+		return;
+	}
+	emu->locality = locality;
+	/* libtpms takes the command non-const but does not write it. */
+	rc = TPMLIB_Process(&emu->resp, &resp_size, &emu->resp_cap,
+			    (unsigned char *)(uintptr_t)cmd, (uint32_t)len);
+	if (rc != TPM_SUCCESS || resp_size < 10) {
+		emu_fail_response(emu, emu_not_running_rc(emu), resp, resp_len);
+		emu->orderly = false;
+		return;
+	}
+	emu->orderly = emu->cfg.tpm2 && len >= 10 && get_be32(cmd + 6) == TPM2_CC_SHUTDOWN &&
+		       get_be32(emu->resp + 6) == 0;
+	*resp = emu->resp;
+	*resp_len = resp_size;
+}
+
+void emu_cancel(struct emu *emu)
+{
+	(void)emu;
+	TPMLIB_CancelCommand();
+}
+
+/* ---- control operations ---- */
+
+uint32_t emu_get_established(struct emu *emu, bool *bit)
+{
+	TPM_BOOL established = FALSE;
+	TPM_RESULT rc;
+
+	(void)emu;
+	rc = TPM_IO_TpmEstablished_Get(&established);
+	*bit = established != FALSE;
+	return rc;
+}
+
+uint32_t emu_reset_established(struct emu *emu, uint8_t locality)
+{
+	uint8_t saved = emu->locality;
+	TPM_RESULT rc;
+
+	/* libtpms checks the locality through the callback: 3 or 4 only. */
+	emu->locality = locality;
+	rc = TPM_IO_TpmEstablished_Reset();
+	emu->locality = saved;
+	return rc;
+}
+
+uint32_t emu_hash_start(struct emu *emu)
+{
+	(void)emu;
+	return TPM_IO_Hash_Start();
+}
+
+uint32_t emu_hash_data(struct emu *emu, const uint8_t *data, size_t len)
+{
+	(void)emu;
+	if (len > UINT32_MAX)
+		return PTM_RES_BAD_PARAMETER;
+	return TPM_IO_Hash_Data(data, (uint32_t)len);
+}
+
+uint32_t emu_hash_end(struct emu *emu)
+{
+	(void)emu;
+	return TPM_IO_Hash_End();
+}
+
+uint32_t emu_store_volatile(struct emu *emu)
+{
+	unsigned char *buf = NULL;
+	uint32_t len = 0;
+	TPM_RESULT rc;
+
+	rc = TPMLIB_VolatileAll_Store(&buf, &len);
+	if (rc != TPM_SUCCESS)
+		return rc;
+	if (state_dir_store(emu->cfg.state, STATE_VOLATILE, buf, len) < 0)
+		rc = TPM_FAIL;
+	free(buf);
+	return rc;
+}
+
+uint32_t emu_set_buffersize(struct emu *emu, uint32_t wanted, uint32_t *size, uint32_t *min, uint32_t *max)
+{
+	(void)emu;
+	*size = TPMLIB_SetBufferSize(wanted, min, max);
+	return PTM_RES_SUCCESS;
+}
+
+uint32_t emu_buffer_size(const struct emu *emu)
+{
+	uint32_t min, max;
+
+	(void)emu;
+	return TPMLIB_SetBufferSize(0, &min, &max);
+}
+
+char *emu_get_info(struct emu *emu, uint64_t flags)
+{
+	(void)emu;
+	return TPMLIB_GetInfo((enum TPMLIB_InfoFlags)flags);
+}
+
+static enum TPMLIB_StateType emu_state_type(uint32_t type)
+{
+	switch (type) {
+	case PTM_BLOB_TYPE_PERMANENT:
+		return TPMLIB_STATE_PERMANENT;
+	case PTM_BLOB_TYPE_VOLATILE:
+		return TPMLIB_STATE_VOLATILE;
+	default:
+		return TPMLIB_STATE_SAVE_STATE;
+	}
+}
+
+uint32_t emu_get_blob(struct emu *emu, uint32_t type, uint32_t req_flags, uint8_t **blob, size_t *len)
+{
+	uint8_t *payload = NULL;
+	size_t payload_len = 0;
+	uint32_t vol_len = 0;
+	int ret;
+
+	(void)req_flags;	/* no state key yet: blobs are always plain */
+	*blob = NULL;
+	*len = 0;
+	if (type < PTM_BLOB_TYPE_PERMANENT || type > PTM_BLOB_TYPE_SAVESTATE)
+		return PTM_RES_FAIL;
+	if (type == PTM_BLOB_TYPE_VOLATILE) {
+		if (TPMLIB_VolatileAll_Store(&payload, &vol_len) != TPM_SUCCESS)
+			return PTM_RES_FAIL;
+		payload_len = vol_len;
+		/* The TPM's volatile state is moving away; a stale file must not be resumed later. */
+		state_dir_remove(emu->cfg.state, STATE_VOLATILE);
+		if (emu->cfg.release_lock_outgoing)
+			state_dir_unlock(emu->cfg.state);
+	} else {
+		ret = state_dir_load(emu->cfg.state, (enum state_kind)type, &payload, &payload_len);
+		if (ret == -ENOENT)
+			return PTM_RES_RETRY;
+		if (ret < 0)
+			return PTM_RES_FAIL;
+	}
+	ret = state_blob_encode(payload, payload_len, blob, len);
+	free(payload);
+	return ret < 0 ? PTM_RES_FAIL : PTM_RES_SUCCESS;
+}
+
+uint32_t emu_set_blob(struct emu *emu, uint32_t type, uint32_t req_flags, const uint8_t *blob, size_t len)
+{
+	const uint8_t *payload = NULL;
+	size_t payload_len = 0;
+	TPM_RESULT rc;
+	int ret;
+
+	if (type < PTM_BLOB_TYPE_PERMANENT || type > PTM_BLOB_TYPE_SAVESTATE)
+		return PTM_RES_BAD_PARAMETER;
+	if (!emu->cfg.defer_lock && emu_lock_storage(emu) != PTM_RES_SUCCESS)
+		return PTM_RES_IOERROR;
+	if (len > 0) {
+		ret = state_blob_decode(blob, len, req_flags, &payload, &payload_len);
+		if (ret == -ENOKEY)
+			return PTM_RES_KEYNOTFOUND;
+		if (ret < 0 || payload_len > UINT32_MAX) {
+			log_debug("rejected a malformed state blob of type %u (%zu bytes)", type, len);
+			return PTM_RES_BAD_PARAMETER;
+		}
+	}
+	rc = TPMLIB_SetState(emu_state_type(type), payload, (uint32_t)payload_len);
+	if (rc != TPM_SUCCESS)
+		log_debug("libtpms rejected a state blob of type %u: 0x%x", type, rc);
+	return rc;
+}
+
+int emu_list_states(struct state_dir *dir, struct emu_state_info out[3], size_t *n)
+{
+	static const enum state_kind kinds[] = { STATE_PERMANENT, STATE_VOLATILE, STATE_SAVESTATE };
+	int ret;
+
+	*n = 0;
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		size_t size;
+
+		ret = state_dir_file_size(dir, kinds[i], &size);
+		if (ret == -ENOENT)
+			continue;
+		if (ret < 0)
+			return ret;
+		out[*n].name = state_kind_name(kinds[i]);
+		out[*n].size = size;
+		(*n)++;
+	}
+	return 0;
+}
+
+const char *emu_libtpms_version(void)
+{
+	static char version[16];
+	uint32_t v = TPMLIB_GetVersion();
+
+	snprintf(version, sizeof(version), "%u.%u.%u", v >> 16, (v >> 8) & 0xff, v & 0xff);
+	return version;
+}
