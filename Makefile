@@ -92,3 +92,31 @@ clean:
 .PHONY: all unit deps check run bench install clean
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+# libFuzzer targets (clang), one per parser of outside bytes; `make fuzz`
+# runs each for FUZZ_SECONDS.
+FUZZ_SECONDS ?= 30
+FUZZ_CC ?= clang
+FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+FUZZ_DEPS_fuzz_ctrl_msg := bridge/ctrl-msg.c
+FUZZ_DEPS_fuzz_state := emulator/state-format.c bridge/log.c
+
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(wildcard bridge/*.h emulator/*.h)
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  FUZZCC  $<")
+	$(Q)$(FUZZ_CC) $(WARNFLAGS) $(CPPFLAGS) $(FUZZ_FLAGS) -o $@ $< $(FUZZ_DEPS_$*)
+
+fuzz-build: $(FUZZ_BIN)
+
+fuzz: fuzz-build
+	$(Q)for f in $(FUZZ_BIN); do \
+		mkdir -p $(BUILD)/fuzz/corpus-$${f##*/}; \
+		$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $(BUILD)/fuzz/corpus-$${f##*/} \
+			> $(BUILD)/fuzz/$${f##*/}.log 2>&1 \
+		&& echo "PASS fuzz/$${f##*/}: $$(grep -o 'stat::number_of_executed_units: *[0-9]*' $(BUILD)/fuzz/$${f##*/}.log | grep -o '[0-9]*$$') runs in $(FUZZ_SECONDS) s" \
+		|| { echo "FAIL fuzz/$${f##*/}: see $(BUILD)/fuzz/$${f##*/}.log"; tail -n 30 $(BUILD)/fuzz/$${f##*/}.log; }; \
+	done
+
+.PHONY: fuzz fuzz-build
