@@ -1,0 +1,1250 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Tests for emulator/state-format.c (swtpm's header + TLV codecs) and
+ * emulator/state.c (the state directory: atomic stores, the .lock file).
+ * The swtpm_* tests run Debian's swtpm next to us; they say SKIP without it.
+ */
+#include "state.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <ftw.h>
+#include <signal.h>
+#include <stdint.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <ptm.h>
+
+#include "unit.h"
+
+#define SWTPM		"/usr/bin/swtpm"
+#define SWTPM_IOCTL	"/usr/bin/swtpm_ioctl"
+
+/* "abc" as swtpm 0.7.1 writes it: header (totlen 19), TLV 1 of length 3. */
+static const uint8_t file_abc[] = {
+	0x02, 0x01, 0x00, 0x0a, 0x00, 0x00, 0x00, 0x00, 0x00, 0x13,
+	0x00, 0x01, 0x00, 0x00, 0x00, 0x03, 'a', 'b', 'c',
+};
+
+/* The same as a blob: flag 0x04, TLV 4 { TLV 1 }, totlen 25. */
+static const uint8_t blob_abc[] = {
+	0x02, 0x01, 0x00, 0x0a, 0x00, 0x04, 0x00, 0x00, 0x00, 0x19,
+	0x00, 0x04, 0x00, 0x00, 0x00, 0x09,
+	0x00, 0x01, 0x00, 0x00, 0x00, 0x03, 'a', 'b', 'c',
+};
+
+/* ---- helpers ---- */
+
+static void put_be16(uint8_t *p, uint16_t v)
+{
+	p[0] = (uint8_t)(v >> 8);
+	p[1] = (uint8_t)v;
+}
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+/* Builds header + body in buf (at least 10 + body_len); returns the length. */
+static size_t make_file(uint8_t *buf, uint16_t flags, const uint8_t *body, size_t body_len)
+{
+	buf[0] = 2;
+	buf[1] = 1;
+	put_be16(buf + 2, 10);
+	put_be16(buf + 4, flags);
+	put_be32(buf + 6, (uint32_t)(10 + body_len));
+	if (body_len)
+		memcpy(buf + 10, body, body_len);
+	return 10 + body_len;
+}
+
+/* Appends a TLV at buf + *off. */
+static void put_tlv(uint8_t *buf, size_t *off, uint16_t tag, const void *val, uint32_t len)
+{
+	put_be16(buf + *off, tag);
+	put_be32(buf + *off + 2, len);
+	memcpy(buf + *off + 6, val, len);
+	*off += 6 + len;
+}
+
+static int file_decode_abc(const uint8_t *file, size_t len)
+{
+	const uint8_t *p;
+	size_t n;
+	int ret = state_file_decode(file, len, &p, &n);
+
+	if (ret)
+		return ret;
+	return n == 3 && memcmp(p, "abc", 3) == 0 ? 0 : -EPROTO;
+}
+
+static int blob_decode_abc(const uint8_t *blob, size_t len, uint32_t req_flags)
+{
+	const uint8_t *p;
+	size_t n;
+	int ret = state_blob_decode(blob, len, req_flags, &p, &n);
+
+	if (ret)
+		return ret;
+	return n == 3 && memcmp(p, "abc", 3) == 0 ? 0 : -EPROTO;
+}
+
+static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static void rm_tree(const char *dir)
+{
+	nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+static char *make_tmpdir(char *buf, size_t size)
+{
+	snprintf(buf, size, "/tmp/vtpm-state.XXXXXX");
+	return mkdtemp(buf);
+}
+
+static void join(char *buf, size_t size, const char *dir, const char *name)
+{
+	int n = snprintf(buf, size, "%s/%s", dir, name);
+
+	if (n < 0 || (size_t)n >= size)
+		abort();	/* a test bug */
+}
+
+/* Reads a whole file (malloc'ed); -errno. */
+static int read_file(const char *path, uint8_t **data, size_t *len)
+{
+	uint8_t *buf = NULL;
+	size_t n = 0, cap = 0;
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+	if (fd < 0)
+		return -errno;
+	for (;;) {
+		ssize_t r;
+
+		if (n == cap) {
+			uint8_t *nb = realloc(buf, cap ? 2 * cap : 4096);
+
+			if (!nb) {
+				free(buf);
+				close(fd);
+				return -ENOMEM;
+			}
+			buf = nb;
+			cap = cap ? 2 * cap : 4096;
+		}
+		r = read(fd, buf + n, cap - n);
+		if (r < 0) {
+			int err = errno;
+
+			free(buf);
+			close(fd);
+			return -err;
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+	}
+	close(fd);
+	*data = buf;
+	*len = n;
+	return 0;
+}
+
+static int write_file(const char *path, const void *data, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = write(fd, data, len);
+	close(fd);
+	return n == (ssize_t)len ? 0 : -EIO;
+}
+
+static bool file_equals(const char *path, const void *data, size_t len)
+{
+	uint8_t *buf;
+	size_t n;
+	bool eq;
+
+	if (read_file(path, &buf, &n))
+		return false;
+	eq = n == len && memcmp(buf, data, len) == 0;
+	free(buf);
+	return eq;
+}
+
+static bool exists(const char *path)
+{
+	struct stat st;
+
+	return lstat(path, &st) == 0;
+}
+
+static int file_mode(const char *path)
+{
+	struct stat st;
+
+	return stat(path, &st) == 0 ? (int)(st.st_mode & 07777) : -1;
+}
+
+static int open_dir(struct state_dir **dir, const char *path, mode_t mode, bool mode_set)
+{
+	struct state_dir_config cfg = {
+		.path = path,
+		.mode = mode,
+		.mode_set = mode_set,
+		.tpm2 = true,
+		.fsync = true,
+	};
+
+	return state_dir_open(dir, &cfg);
+}
+
+/* In a child: a second state_dir on path tries the lock; returns its -errno (or -1000). */
+static int lock_in_child(const char *path)
+{
+	pid_t pid = fork();
+	int status;
+
+	if (pid < 0)
+		return -1000;
+	if (pid == 0) {
+		struct state_dir *dir;
+		int ret = open_dir(&dir, path, 0640, false);
+
+		if (ret == 0)
+			ret = state_dir_lock(dir);
+		_exit(ret <= 0 && ret > -256 ? -ret : 255);
+	}
+	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
+		return -1000;
+	return -WEXITSTATUS(status);
+}
+
+/* ---- kinds ---- */
+
+TEST(kind_names)
+{
+	enum state_kind k;
+
+	CHECK(strcmp(state_kind_name(STATE_PERMANENT), "permall") == 0);
+	CHECK(strcmp(state_kind_name(STATE_VOLATILE), "volatilestate") == 0);
+	CHECK(strcmp(state_kind_name(STATE_SAVESTATE), "savestate") == 0);
+	CHECK(state_kind_name((enum state_kind)0) == NULL);
+	CHECK(state_kind_name((enum state_kind)4) == NULL);
+	CHECK_EQ(STATE_PERMANENT, PTM_BLOB_TYPE_PERMANENT);
+	CHECK_EQ(STATE_VOLATILE, PTM_BLOB_TYPE_VOLATILE);
+	CHECK_EQ(STATE_SAVESTATE, PTM_BLOB_TYPE_SAVESTATE);
+	CHECK_EQ(state_kind_from_name("permall", &k), 0);
+	CHECK_EQ(k, STATE_PERMANENT);
+	CHECK_EQ(state_kind_from_name("volatilestate", &k), 0);
+	CHECK_EQ(k, STATE_VOLATILE);
+	CHECK_EQ(state_kind_from_name("savestate", &k), 0);
+	CHECK_EQ(k, STATE_SAVESTATE);
+	CHECK_EQ(state_kind_from_name("Permall", &k), -EINVAL);
+	CHECK_EQ(state_kind_from_name("permall.bak", &k), -EINVAL);
+	CHECK_EQ(state_kind_from_name("", &k), -EINVAL);
+	CHECK_EQ(state_kind_from_name(NULL, &k), -EINVAL);
+}
+
+/* ---- file codec ---- */
+
+TEST(file_exact_bytes)
+{
+	uint8_t *out;
+	size_t len;
+
+	CHECK_EQ(state_file_encode((const uint8_t *)"abc", 3, &out, &len), 0);
+	CHECK_EQ(len, sizeof(file_abc));
+	CHECK(memcmp(out, file_abc, len) == 0);
+	free(out);
+	CHECK_EQ(file_decode_abc(file_abc, sizeof(file_abc)), 0);
+}
+
+TEST(file_round_trip)
+{
+	static const size_t sizes[] = { 0, 1, 9, 10, 16, 1299, 2544, 65536 };
+	uint8_t *payload = malloc(65536);
+
+	CHECK(payload);
+	for (size_t i = 0; i < 65536; i++)
+		payload[i] = (uint8_t)(i * 7 + 3);
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		const uint8_t *p;
+		uint8_t *out;
+		size_t len, n;
+
+		CHECK_EQ(state_file_encode(payload, sizes[i], &out, &len), 0);
+		CHECK_EQ(len, 16 + sizes[i]);
+		CHECK_EQ(state_file_decode(out, len, &p, &n), 0);
+		CHECK_EQ(n, sizes[i]);
+		CHECK(p == out + 16);
+		CHECK(n == 0 || memcmp(p, payload, n) == 0);
+		free(out);
+	}
+	free(payload);
+}
+
+TEST(file_truncations_rejected)
+{
+	uint8_t buf[sizeof(file_abc) + 1];
+
+	for (size_t len = 0; len < sizeof(file_abc); len++) {
+		uint8_t *cut = malloc(len ? len : 1);	/* exact size: ASan sees overreads */
+		const uint8_t *p;
+		size_t n;
+
+		CHECK(cut);
+		memcpy(cut, file_abc, len);
+		CHECK_EQ(state_file_decode(cut, len, &p, &n), -EBADMSG);
+		/* and with totlen fixed up to the cut length, so only the TLV is short */
+		if (len >= 10) {
+			put_be32(cut + 6, (uint32_t)len);
+			CHECK_EQ(state_file_decode(cut, len, &p, &n), -EBADMSG);
+		}
+		free(cut);
+	}
+	/* a byte too many */
+	memcpy(buf, file_abc, sizeof(file_abc));
+	buf[sizeof(file_abc)] = 0;
+	CHECK_EQ(file_decode_abc(buf, sizeof(buf)), -EBADMSG);
+	put_be32(buf + 6, sizeof(buf));
+	CHECK_EQ(file_decode_abc(buf, sizeof(buf)), -EBADMSG);
+}
+
+TEST(file_lying_totlen)
+{
+	static const uint32_t lies[] = { 0, 10, 18, 20, 0x7fffffff, 0xffffffff };
+	uint8_t buf[sizeof(file_abc)];
+
+	for (size_t i = 0; i < sizeof(lies) / sizeof(lies[0]); i++) {
+		memcpy(buf, file_abc, sizeof(buf));
+		put_be32(buf + 6, lies[i]);
+		CHECK_EQ(file_decode_abc(buf, sizeof(buf)), -EBADMSG);
+	}
+}
+
+TEST(file_lying_tlv_length)
+{
+	/* 0xfffffffa + 6 wraps a 32-bit offset to 0 */
+	static const uint32_t lies[] = { 0, 2, 4, 0x7fffffff, 0xfffffff9, 0xfffffffa, 0xffffffff };
+	uint8_t buf[sizeof(file_abc)];
+
+	for (size_t i = 0; i < sizeof(lies) / sizeof(lies[0]); i++) {
+		memcpy(buf, file_abc, sizeof(buf));
+		put_be32(buf + 12, lies[i]);
+		CHECK_EQ(file_decode_abc(buf, sizeof(buf)), -EBADMSG);
+	}
+	/* a lying length in an unknown TLV in front of the data */
+	{
+		uint8_t body[64], f[80];
+		size_t off = 0;
+
+		put_tlv(body, &off, 0x99, "xy", 2);
+		put_tlv(body, &off, 1, "abc", 3);
+		for (size_t i = 0; i < sizeof(lies) / sizeof(lies[0]); i++) {
+			size_t len = make_file(f, 0, body, off);
+
+			CHECK_EQ(file_decode_abc(f, len), 0);
+			if (lies[i] == 2)	/* the truth */
+				continue;
+			put_be32(f + 12, lies[i]);
+			CHECK_EQ(file_decode_abc(f, len), -EBADMSG);
+		}
+	}
+}
+
+TEST(file_bad_header)
+{
+	uint8_t buf[sizeof(file_abc)];
+	static const uint16_t hdrsizes[] = { 0, 8, 9, 11, 16, 0x0a00, 0xffff };
+	static const uint8_t versions[] = { 0, 1, 3, 0xff };
+	static const uint8_t bad_min[] = { 3, 4, 0xff };
+
+	for (size_t i = 0; i < sizeof(hdrsizes) / sizeof(hdrsizes[0]); i++) {
+		memcpy(buf, file_abc, sizeof(buf));
+		put_be16(buf + 2, hdrsizes[i]);
+		CHECK_EQ(file_decode_abc(buf, sizeof(buf)), -EBADMSG);
+	}
+	for (size_t i = 0; i < sizeof(versions); i++) {
+		memcpy(buf, file_abc, sizeof(buf));
+		buf[0] = versions[i];
+		CHECK_EQ(file_decode_abc(buf, sizeof(buf)), -EBADMSG);
+	}
+	for (size_t i = 0; i < sizeof(bad_min); i++) {
+		memcpy(buf, file_abc, sizeof(buf));
+		buf[1] = bad_min[i];
+		CHECK_EQ(file_decode_abc(buf, sizeof(buf)), -EBADMSG);
+	}
+	/* min_version up to 2 is readable */
+	for (uint8_t m = 0; m <= 2; m++) {
+		memcpy(buf, file_abc, sizeof(buf));
+		buf[1] = m;
+		CHECK_EQ(file_decode_abc(buf, sizeof(buf)), 0);
+	}
+	/* a headerless (pre-2018) libtpms blob is not taken */
+	CHECK_EQ(file_decode_abc((const uint8_t *)"\x00\x03\xab\x36\x47\x23\x00\x03\x00\x00\x00\x00", 12),
+		 -EBADMSG);
+}
+
+TEST(file_unknown_tags_skipped)
+{
+	uint8_t body[128], f[160];
+	size_t off = 0, len;
+
+	put_tlv(body, &off, 0x99, "junk", 4);
+	put_tlv(body, &off, 0, "", 0);
+	put_tlv(body, &off, 3, "hmac-not-ours", 13);
+	put_tlv(body, &off, 1, "abc", 3);
+	put_tlv(body, &off, 0xffff, "", 0);
+	put_tlv(body, &off, 1, "second", 6);	/* the first DATA wins */
+	put_tlv(body, &off, 7, "iv", 2);
+	len = make_file(f, 0, body, off);
+	CHECK_EQ(file_decode_abc(f, len), 0);
+	/* undefined flag bits are ignored, as 0.7.1 does */
+	put_be16(f + 4, 0xffe0);
+	CHECK_EQ(file_decode_abc(f, len), 0);
+	/* flag 0x08 without 0x01: 0.7.1 loads such a plain file */
+	put_be16(f + 4, 0x0008);
+	CHECK_EQ(file_decode_abc(f, len), 0);
+}
+
+TEST(file_missing_data)
+{
+	uint8_t body[64], f[80];
+	size_t off = 0, len;
+	const uint8_t *p;
+	size_t n;
+
+	/* header only */
+	len = make_file(f, 0, NULL, 0);
+	CHECK_EQ(state_file_decode(f, len, &p, &n), -EBADMSG);
+	/* only unknown tags, and a MIGRATION_DATA layer (a blob is not a file) */
+	put_tlv(body, &off, 0x99, "x", 1);
+	len = make_file(f, 0, body, off);
+	CHECK_EQ(state_file_decode(f, len, &p, &n), -EBADMSG);
+	CHECK_EQ(state_file_decode(blob_abc, sizeof(blob_abc), &p, &n), -EBADMSG);
+}
+
+TEST(file_encrypted_needs_key)
+{
+	uint8_t body[128], f[160];
+	uint8_t iv[16] = { 0 }, hmac[32] = { 0 }, ct[32] = { 0 };
+	size_t off = 0, len;
+	const uint8_t *p = NULL;
+	size_t n = 12345;
+
+	put_tlv(body, &off, 2, ct, sizeof(ct));
+	put_tlv(body, &off, 3, hmac, sizeof(hmac));
+	put_tlv(body, &off, 6, iv, sizeof(iv));
+	len = make_file(f, 0x0001, body, off);
+	CHECK_EQ(state_file_decode(f, len, &p, &n), -ENOKEY);
+	put_be16(f + 4, 0x0009);
+	CHECK_EQ(state_file_decode(f, len, &p, &n), -ENOKEY);
+	/* ciphertext without the flag still needs a key */
+	put_be16(f + 4, 0x0000);
+	CHECK_EQ(state_file_decode(f, len, &p, &n), -ENOKEY);
+	/* the flag wins over a DATA tag */
+	memcpy(f, file_abc, sizeof(file_abc));
+	put_be16(f + 4, 0x0001);
+	CHECK_EQ(state_file_decode(f, sizeof(file_abc), &p, &n), -ENOKEY);
+	/* an encrypted but malformed file is malformed */
+	len = make_file(f, 0x0001, body, off);
+	put_be32(f + 12, 0xffffffff);
+	CHECK_EQ(state_file_decode(f, len, &p, &n), -EBADMSG);
+	/* outputs untouched on failure */
+	CHECK(p == NULL);
+	CHECK_EQ(n, 12345);
+}
+
+/* ---- blob codec ---- */
+
+TEST(blob_exact_bytes)
+{
+	uint8_t *out;
+	size_t len;
+
+	CHECK_EQ(state_blob_encode((const uint8_t *)"abc", 3, &out, &len), 0);
+	CHECK_EQ(len, sizeof(blob_abc));
+	CHECK(memcmp(out, blob_abc, len) == 0);
+	free(out);
+	CHECK_EQ(blob_decode_abc(blob_abc, sizeof(blob_abc), 0), 0);
+	CHECK_EQ(blob_decode_abc(blob_abc, sizeof(blob_abc), PTM_STATE_FLAG_DECRYPTED), 0);
+}
+
+TEST(blob_round_trip)
+{
+	static const size_t sizes[] = { 0, 1, 1299, 11336 };
+	uint8_t payload[11336];
+
+	for (size_t i = 0; i < sizeof(payload); i++)
+		payload[i] = (uint8_t)(i ^ (i >> 8));
+	for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+		const uint8_t *p;
+		uint8_t *out;
+		size_t len, n;
+
+		CHECK_EQ(state_blob_encode(payload, sizes[i], &out, &len), 0);
+		CHECK_EQ(len, 22 + sizes[i]);
+		CHECK_EQ(state_blob_decode(out, len, 0, &p, &n), 0);
+		CHECK_EQ(n, sizes[i]);
+		CHECK(p == out + 22);
+		CHECK(n == 0 || memcmp(p, payload, n) == 0);
+		free(out);
+	}
+}
+
+TEST(blob_truncations_rejected)
+{
+	for (size_t len = 0; len < sizeof(blob_abc); len++) {
+		uint8_t *cut = malloc(len ? len : 1);
+		const uint8_t *p;
+		size_t n;
+
+		CHECK(cut);
+		memcpy(cut, blob_abc, len);
+		CHECK_EQ(state_blob_decode(cut, len, 0, &p, &n), -EBADMSG);
+		/* totlen fixed up: only the TLVs are short (10 is the "clear" header) */
+		if (len > 10) {
+			put_be32(cut + 6, (uint32_t)len);
+			CHECK_EQ(state_blob_decode(cut, len, 0, &p, &n), -EBADMSG);
+		}
+		free(cut);
+	}
+}
+
+TEST(blob_lying_lengths)
+{
+	static const uint32_t lies[] = { 0, 2, 8, 10, 0x7fffffff, 0xfffffffa, 0xffffffff };
+	uint8_t buf[sizeof(blob_abc)];
+
+	for (size_t i = 0; i < sizeof(lies) / sizeof(lies[0]); i++) {
+		/* totlen */
+		memcpy(buf, blob_abc, sizeof(buf));
+		put_be32(buf + 6, lies[i]);
+		CHECK_EQ(blob_decode_abc(buf, sizeof(buf), 0), -EBADMSG);
+		/* outer TLV 4 */
+		memcpy(buf, blob_abc, sizeof(buf));
+		put_be32(buf + 12, lies[i]);
+		CHECK_EQ(blob_decode_abc(buf, sizeof(buf), 0), -EBADMSG);
+		/* inner TLV 1 */
+		memcpy(buf, blob_abc, sizeof(buf));
+		put_be32(buf + 18, lies[i]);
+		CHECK_EQ(blob_decode_abc(buf, sizeof(buf), 0), -EBADMSG);
+	}
+	memcpy(buf, blob_abc, sizeof(buf));
+	put_be16(buf + 2, 11);
+	CHECK_EQ(blob_decode_abc(buf, sizeof(buf), 0), -EBADMSG);
+	memcpy(buf, blob_abc, sizeof(buf));
+	buf[1] = 3;
+	CHECK_EQ(blob_decode_abc(buf, sizeof(buf), 0), -EBADMSG);
+}
+
+TEST(blob_needs_migration_layer)
+{
+	uint8_t body[128], inner[64], b[160];
+	size_t off = 0, ioff = 0, len;
+	const uint8_t *p;
+	size_t n;
+
+	/* a raw file: swtpm answers it with failure */
+	CHECK_EQ(state_blob_decode(file_abc, sizeof(file_abc), 0, &p, &n), -EBADMSG);
+	/* a raw file with flag 0x04 but no tag 4 */
+	memcpy(b, file_abc, sizeof(file_abc));
+	put_be16(b + 4, 0x0004);
+	CHECK_EQ(state_blob_decode(b, sizeof(file_abc), 0, &p, &n), -EBADMSG);
+	/* tag 4 but no flag 0x04 */
+	memcpy(b, blob_abc, sizeof(blob_abc));
+	put_be16(b + 4, 0x0000);
+	CHECK_EQ(state_blob_decode(b, sizeof(blob_abc), 0, &p, &n), -EBADMSG);
+	/* tag 4 holding no tag 1 */
+	put_tlv(inner, &ioff, 0x99, "zz", 2);
+	put_tlv(body, &off, 4, inner, (uint32_t)ioff);
+	len = make_file(b, 0x0004, body, off);
+	CHECK_EQ(state_blob_decode(b, len, 0, &p, &n), -EBADMSG);
+	/* tag 4 with a trailing partial TLV inside */
+	off = 0;
+	ioff = 0;
+	put_tlv(inner, &ioff, 1, "abc", 3);
+	inner[ioff++] = 0;
+	put_tlv(body, &off, 4, inner, (uint32_t)ioff);
+	len = make_file(b, 0x0004, body, off);
+	CHECK_EQ(state_blob_decode(b, len, 0, &p, &n), -EBADMSG);
+	/* unknown tags around, both layers */
+	off = 0;
+	ioff = 0;
+	put_tlv(inner, &ioff, 0x42, "q", 1);
+	put_tlv(inner, &ioff, 1, "abc", 3);
+	put_tlv(inner, &ioff, 0x43, "", 0);
+	put_tlv(body, &off, 0x55, "w", 1);
+	put_tlv(body, &off, 4, inner, (uint32_t)ioff);
+	put_tlv(body, &off, 0x56, "", 0);
+	len = make_file(b, 0x0004, body, off);
+	CHECK_EQ(blob_decode_abc(b, len, 0), 0);
+	/* a TLV 1 outside the migration layer is not the state */
+	off = 0;
+	put_tlv(body, &off, 1, "abc", 3);
+	len = make_file(b, 0x0004, body, off);
+	CHECK_EQ(state_blob_decode(b, len, 0, &p, &n), -EBADMSG);
+}
+
+TEST(blob_encrypted_needs_key)
+{
+	uint8_t body[192], inner[128], b[224], buf[sizeof(blob_abc)];
+	uint8_t ct[32] = { 0 }, hmac[32] = { 0 }, iv[16] = { 0 };
+	size_t off = 0, ioff = 0, len;
+	const uint8_t *p;
+	size_t n;
+
+	/* migration-encrypted: TLV 5, 3, 7 */
+	put_tlv(body, &off, 5, ct, sizeof(ct));
+	put_tlv(body, &off, 3, hmac, sizeof(hmac));
+	put_tlv(body, &off, 7, iv, sizeof(iv));
+	len = make_file(b, 0x0016, body, off);
+	CHECK_EQ(state_blob_decode(b, len, 0, &p, &n), -ENOKEY);
+	/* flag 0x02 on an otherwise plain blob still asks for the key */
+	memcpy(buf, blob_abc, sizeof(buf));
+	put_be16(buf + 4, 0x0006);
+	CHECK_EQ(state_blob_decode(buf, sizeof(buf), 0, &p, &n), -ENOKEY);
+	/* state-key encrypted inner layer, flagged in the header */
+	off = 0;
+	put_tlv(inner, &ioff, 2, ct, sizeof(ct));
+	put_tlv(inner, &ioff, 3, hmac, sizeof(hmac));
+	put_tlv(inner, &ioff, 6, iv, sizeof(iv));
+	put_tlv(body, &off, 4, inner, (uint32_t)ioff);
+	len = make_file(b, 0x000d, body, off);
+	CHECK_EQ(state_blob_decode(b, len, 0, &p, &n), -ENOKEY);
+	/* ... or not flagged: the ciphertext says it */
+	put_be16(b + 4, 0x0004);
+	CHECK_EQ(state_blob_decode(b, len, 0, &p, &n), -ENOKEY);
+	/* the request says encrypted: even a plain inner layer is decrypted by swtpm */
+	CHECK_EQ(state_blob_decode(blob_abc, sizeof(blob_abc), PTM_STATE_FLAG_ENCRYPTED, &p, &n), -ENOKEY);
+	/* header flag 0x01 on a plain blob */
+	memcpy(buf, blob_abc, sizeof(buf));
+	put_be16(buf + 4, 0x0005);
+	CHECK_EQ(state_blob_decode(buf, sizeof(buf), 0, &p, &n), -ENOKEY);
+}
+
+TEST(blob_empty_body_clears)
+{
+	uint8_t b[10] = { 0 };
+	const uint8_t *p = (const uint8_t *)"x";
+	size_t n = 1;
+
+	CHECK_EQ(state_blob_decode(b, 0, 0, &p, &n), -EBADMSG);	/* len 0 is the caller's */
+	make_file(b, 0x0004, NULL, 0);
+	CHECK_EQ(state_blob_decode(b, sizeof(b), 0, &p, &n), 0);
+	CHECK(p == NULL);
+	CHECK_EQ(n, 0);
+	/* but the header must be right */
+	put_be32(b + 6, 11);
+	CHECK_EQ(state_blob_decode(b, sizeof(b), 0, &p, &n), -EBADMSG);
+}
+
+/* ---- the state directory ---- */
+
+TEST(dir_open_touches_nothing)
+{
+	struct state_dir *dir;
+	struct state_dir_config cfg = { .path = NULL, .mode = 0640, .tpm2 = true };
+
+	CHECK_EQ(state_dir_open(&dir, &cfg), -EINVAL);
+	cfg.path = "";
+	CHECK_EQ(state_dir_open(&dir, &cfg), -EINVAL);
+	cfg.path = "/tmp/vtpm-state-no-such-dir/x";
+	cfg.mode = 010000;
+	CHECK_EQ(state_dir_open(&dir, &cfg), -EINVAL);
+	cfg.mode = 0640;
+	CHECK_EQ(state_dir_open(&dir, &cfg), 0);
+	CHECK(strcmp(state_dir_path(dir), cfg.path) == 0);
+	CHECK(!state_dir_locked(dir));
+	CHECK(!exists("/tmp/vtpm-state-no-such-dir"));
+	/* the missing directory shows on first use */
+	CHECK_EQ(state_dir_lock(dir), -ENOENT);
+	state_dir_close(dir);
+	state_dir_close(NULL);
+}
+
+TEST(dir_store_load)
+{
+	char d[64], path[128];
+	struct state_dir *dir;
+	uint8_t payload[2544], *out;
+	size_t n, size;
+
+	for (size_t i = 0; i < sizeof(payload); i++)
+		payload[i] = (uint8_t)(i * 13);
+	CHECK(make_tmpdir(d, sizeof(d)));
+	CHECK_EQ(open_dir(&dir, d, 0640, false), 0);
+	CHECK_EQ(state_dir_load(dir, STATE_PERMANENT, &out, &n), -ENOENT);
+	CHECK_EQ(state_dir_file_size(dir, STATE_PERMANENT, &size), -ENOENT);
+	CHECK_EQ(state_dir_store(dir, STATE_PERMANENT, payload, sizeof(payload)), 0);
+	CHECK_EQ(state_dir_load(dir, STATE_PERMANENT, &out, &n), 0);
+	CHECK_EQ(n, sizeof(payload));
+	CHECK(memcmp(out, payload, n) == 0);
+	free(out);
+	CHECK_EQ(state_dir_file_size(dir, STATE_PERMANENT, &size), 0);
+	CHECK_EQ(size, 2560);	/* as in spec 7.1 */
+	/* the bytes swtpm would write */
+	{
+		uint8_t *enc;
+		size_t enc_len;
+
+		CHECK_EQ(state_file_encode(payload, sizeof(payload), &enc, &enc_len), 0);
+		join(path, sizeof(path), d, "tpm2-00.permall");
+		CHECK(file_equals(path, enc, enc_len));
+		free(enc);
+	}
+	join(path, sizeof(path), d, "TMP2-00.permall");
+	CHECK(!exists(path));
+	/* replace with a shorter one, and an empty one */
+	CHECK_EQ(state_dir_store(dir, STATE_PERMANENT, (const uint8_t *)"abc", 3), 0);
+	join(path, sizeof(path), d, "tpm2-00.permall");
+	CHECK(file_equals(path, file_abc, sizeof(file_abc)));
+	CHECK_EQ(state_dir_store(dir, STATE_VOLATILE, NULL, 0), 0);
+	CHECK_EQ(state_dir_load(dir, STATE_VOLATILE, &out, &n), 0);
+	CHECK_EQ(n, 0);
+	free(out);
+	/* remove, twice */
+	CHECK_EQ(state_dir_remove(dir, STATE_VOLATILE), 0);
+	CHECK_EQ(state_dir_remove(dir, STATE_VOLATILE), 0);
+	CHECK_EQ(state_dir_remove(dir, STATE_SAVESTATE), 0);
+	CHECK_EQ(state_dir_load(dir, STATE_VOLATILE, &out, &n), -ENOENT);
+	CHECK_EQ(state_dir_store(dir, (enum state_kind)9, payload, 1), -EINVAL);
+	/* what load would refuse is not written */
+	{
+		size_t big_len = 16 * 1024 * 1024 - 15;
+		uint8_t *big = calloc(1, big_len);
+
+		CHECK(big);
+		CHECK_EQ(state_dir_store(dir, STATE_SAVESTATE, big, big_len), -EFBIG);
+		CHECK_EQ(state_dir_file_size(dir, STATE_SAVESTATE, &size), -ENOENT);
+		CHECK_EQ(state_dir_store(dir, STATE_SAVESTATE, big, big_len - 1), 0);
+		CHECK_EQ(state_dir_file_size(dir, STATE_SAVESTATE, &size), 0);
+		CHECK_EQ(size, 16 * 1024 * 1024);
+		CHECK_EQ(state_dir_load(dir, STATE_SAVESTATE, &out, &n), 0);
+		CHECK_EQ(n, big_len - 1);
+		free(out);
+		free(big);
+		CHECK_EQ(state_dir_remove(dir, STATE_SAVESTATE), 0);
+	}
+	CHECK_EQ(state_dir_load(dir, (enum state_kind)0, &out, &n), -EINVAL);
+	state_dir_close(dir);
+	rm_tree(d);
+}
+
+TEST(dir_tpm12_names)
+{
+	char d[64], path[128];
+	struct state_dir *dir;
+	struct state_dir_config cfg = { .mode = 0640, .tpm2 = false, .fsync = false };
+	uint8_t *out;
+	size_t n;
+
+	CHECK(make_tmpdir(d, sizeof(d)));
+	cfg.path = d;
+	CHECK_EQ(state_dir_open(&dir, &cfg), 0);
+	CHECK_EQ(state_dir_store(dir, STATE_SAVESTATE, (const uint8_t *)"abc", 3), 0);
+	join(path, sizeof(path), d, "tpm-00.savestate");
+	CHECK(file_equals(path, file_abc, sizeof(file_abc)));
+	join(path, sizeof(path), d, "TMP-00.savestate");
+	CHECK(!exists(path));
+	join(path, sizeof(path), d, "tpm2-00.savestate");
+	CHECK(!exists(path));
+	/* a stale TMP file from a crash is truncated and reused */
+	join(path, sizeof(path), d, "TMP-00.permall");
+	CHECK_EQ(write_file(path, "stale stale stale stale stale stale", 35), 0);
+	CHECK_EQ(state_dir_store(dir, STATE_PERMANENT, (const uint8_t *)"abc", 3), 0);
+	CHECK(!exists(path));
+	join(path, sizeof(path), d, "tpm-00.permall");
+	CHECK(file_equals(path, file_abc, sizeof(file_abc)));
+	CHECK_EQ(state_dir_load(dir, STATE_PERMANENT, &out, &n), 0);
+	CHECK(n == 3 && memcmp(out, "abc", 3) == 0);
+	free(out);
+	state_dir_close(dir);
+	rm_tree(d);
+}
+
+TEST(dir_stale_tmp_reused)
+{
+	char d[64], tmp[128], path[128];
+	struct state_dir *dir;
+	uint8_t junk[5000];
+
+	memset(junk, 0xee, sizeof(junk));
+	CHECK(make_tmpdir(d, sizeof(d)));
+	join(tmp, sizeof(tmp), d, "TMP2-00.permall");
+	join(path, sizeof(path), d, "tpm2-00.permall");
+	CHECK_EQ(write_file(tmp, junk, sizeof(junk)), 0);
+	CHECK_EQ(open_dir(&dir, d, 0600, true), 0);
+	CHECK_EQ(state_dir_store(dir, STATE_PERMANENT, (const uint8_t *)"abc", 3), 0);
+	CHECK(!exists(tmp));
+	CHECK(file_equals(path, file_abc, sizeof(file_abc)));
+	CHECK_EQ(file_mode(path), 0600);	/* mode_set: even a reused file gets it */
+	state_dir_close(dir);
+	rm_tree(d);
+}
+
+TEST(dir_file_mode)
+{
+	char d[64], path[128];
+	struct state_dir *dir;
+	uint8_t *out;
+	size_t n;
+	mode_t old = umask(077);
+
+	CHECK(make_tmpdir(d, sizeof(d)));
+	join(path, sizeof(path), d, "tpm2-00.permall");
+	/* mode= given: exact, whatever the umask */
+	CHECK_EQ(open_dir(&dir, d, 0664, true), 0);
+	CHECK_EQ(state_dir_store(dir, STATE_PERMANENT, (const uint8_t *)"abc", 3), 0);
+	CHECK_EQ(file_mode(path), 0664);
+	/* and on load a file of another mode is set to it */
+	CHECK_EQ(chmod(path, 0600), 0);
+	CHECK_EQ(state_dir_load(dir, STATE_PERMANENT, &out, &n), 0);
+	free(out);
+	CHECK_EQ(file_mode(path), 0664);
+	state_dir_close(dir);
+	/* default: created with the mode, reduced by the umask (swtpm 0.7.1) */
+	CHECK_EQ(open_dir(&dir, d, 0640, false), 0);
+	CHECK_EQ(state_dir_remove(dir, STATE_PERMANENT), 0);
+	CHECK_EQ(state_dir_store(dir, STATE_PERMANENT, (const uint8_t *)"abc", 3), 0);
+	CHECK_EQ(file_mode(path), 0600);
+	umask(027);
+	CHECK_EQ(state_dir_store(dir, STATE_PERMANENT, (const uint8_t *)"abc", 3), 0);
+	CHECK_EQ(file_mode(path), 0640);
+	/* and a load leaves the mode alone */
+	CHECK_EQ(chmod(path, 0604), 0);
+	CHECK_EQ(state_dir_load(dir, STATE_PERMANENT, &out, &n), 0);
+	free(out);
+	CHECK_EQ(file_mode(path), 0604);
+	state_dir_close(dir);
+	umask(old);
+	rm_tree(d);
+}
+
+TEST(dir_store_failure_keeps_old)
+{
+	char d[64], tmp[128], path[128], target[128];
+	struct state_dir *dir;
+	uint8_t *out;
+	size_t n;
+
+	CHECK(make_tmpdir(d, sizeof(d)));
+	join(tmp, sizeof(tmp), d, "TMP2-00.permall");
+	join(path, sizeof(path), d, "tpm2-00.permall");
+	CHECK_EQ(open_dir(&dir, d, 0640, false), 0);
+	CHECK_EQ(state_dir_store(dir, STATE_PERMANENT, (const uint8_t *)"abc", 3), 0);
+	/* the temp file cannot be created: a directory sits on its name */
+	CHECK_EQ(mkdir(tmp, 0700), 0);
+	CHECK_EQ(state_dir_store(dir, STATE_PERMANENT, (const uint8_t *)"defgh", 5), -EISDIR);
+	CHECK(file_equals(path, file_abc, sizeof(file_abc)));
+	CHECK_EQ(rmdir(tmp), 0);
+	/* a symlink planted there is not followed */
+	join(target, sizeof(target), d, "target");
+	CHECK_EQ(symlink(target, tmp), 0);
+	CHECK_EQ(state_dir_store(dir, STATE_PERMANENT, (const uint8_t *)"defgh", 5), -ELOOP);
+	CHECK(!exists(target));
+	CHECK(file_equals(path, file_abc, sizeof(file_abc)));
+	CHECK_EQ(unlink(tmp), 0);
+	/* the write fails (file size limit): old file intact, temp file gone */
+	{
+		pid_t pid = fork();
+		int status;
+
+		CHECK(pid >= 0);
+		if (pid == 0) {
+			struct rlimit rl = { .rlim_cur = 20, .rlim_max = 20 };
+			uint8_t big[100] = { 0 };
+			int ret;
+
+			signal(SIGXFSZ, SIG_IGN);
+			if (setrlimit(RLIMIT_FSIZE, &rl) < 0)
+				_exit(100);
+			ret = state_dir_store(dir, STATE_PERMANENT, big, sizeof(big));
+			_exit(ret == -EFBIG ? 0 : 101);
+		}
+		CHECK(waitpid(pid, &status, 0) == pid);
+		CHECK(WIFEXITED(status));
+		CHECK_EQ(WEXITSTATUS(status), 0);
+	}
+	CHECK(!exists(tmp));
+	CHECK(file_equals(path, file_abc, sizeof(file_abc)));
+	/* the rename fails (a non-empty directory holds the name): temp file gone */
+	CHECK_EQ(state_dir_remove(dir, STATE_VOLATILE), 0);
+	join(path, sizeof(path), d, "tpm2-00.volatilestate");
+	CHECK_EQ(mkdir(path, 0700), 0);
+	join(target, sizeof(target), path, "keep");
+	CHECK_EQ(write_file(target, "k", 1), 0);
+	CHECK(state_dir_store(dir, STATE_VOLATILE, (const uint8_t *)"abc", 3) < 0);
+	join(tmp, sizeof(tmp), d, "TMP2-00.volatilestate");
+	CHECK(!exists(tmp));
+	CHECK(exists(target));
+	/* and loading a directory is refused */
+	CHECK(state_dir_load(dir, STATE_VOLATILE, &out, &n) < 0);
+	state_dir_close(dir);
+	rm_tree(d);
+}
+
+TEST(dir_load_rejects)
+{
+	char d[64], path[128];
+	struct state_dir *dir;
+	uint8_t *out = NULL, buf[sizeof(file_abc)];
+	size_t n;
+	int fd;
+
+	CHECK(make_tmpdir(d, sizeof(d)));
+	join(path, sizeof(path), d, "tpm2-00.permall");
+	CHECK_EQ(open_dir(&dir, d, 0640, false), 0);
+	/* malformed */
+	CHECK_EQ(write_file(path, file_abc, sizeof(file_abc) - 1), 0);
+	CHECK_EQ(state_dir_load(dir, STATE_PERMANENT, &out, &n), -EBADMSG);
+	CHECK_EQ(write_file(path, "", 0), 0);
+	CHECK_EQ(state_dir_load(dir, STATE_PERMANENT, &out, &n), -EBADMSG);
+	/* encrypted */
+	memcpy(buf, file_abc, sizeof(buf));
+	put_be16(buf + 4, 0x0001);
+	CHECK_EQ(write_file(path, buf, sizeof(buf)), 0);
+	CHECK_EQ(state_dir_load(dir, STATE_PERMANENT, &out, &n), -ENOKEY);
+	/* too big (sparse, 16 MiB + 1) */
+	fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
+	CHECK(fd >= 0);
+	CHECK_EQ(ftruncate(fd, 16 * 1024 * 1024 + 1), 0);
+	close(fd);
+	CHECK_EQ(state_dir_load(dir, STATE_PERMANENT, &out, &n), -EFBIG);
+	/* a FIFO does not hang us */
+	CHECK_EQ(unlink(path), 0);
+	CHECK_EQ(mkfifo(path, 0600), 0);
+	CHECK_EQ(state_dir_load(dir, STATE_PERMANENT, &out, &n), -EINVAL);
+	CHECK(out == NULL);
+	/* a symlink is followed, as swtpm does */
+	CHECK_EQ(unlink(path), 0);
+	{
+		char real[128];
+
+		join(real, sizeof(real), d, "real");
+		CHECK_EQ(write_file(real, file_abc, sizeof(file_abc)), 0);
+		CHECK_EQ(symlink("real", path), 0);
+	}
+	CHECK_EQ(state_dir_load(dir, STATE_PERMANENT, &out, &n), 0);
+	CHECK(n == 3 && memcmp(out, "abc", 3) == 0);
+	free(out);
+	state_dir_close(dir);
+	rm_tree(d);
+}
+
+TEST(dir_lock)
+{
+	char d[64], path[128];
+	struct state_dir *dir;
+	int fd;
+
+	CHECK(make_tmpdir(d, sizeof(d)));
+	join(path, sizeof(path), d, ".lock");
+	CHECK_EQ(open_dir(&dir, d, 0640, false), 0);
+	CHECK_EQ(state_dir_lock(dir), 0);
+	CHECK(state_dir_locked(dir));
+	CHECK_EQ(state_dir_lock(dir), 0);	/* idempotent */
+	CHECK(state_dir_locked(dir));
+	CHECK(exists(path));
+	CHECK_EQ(lock_in_child(d), -EAGAIN);
+	/* closing another descriptor of .lock keeps an OFD lock (a POSIX one would go) */
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	CHECK(fd >= 0);
+	close(fd);
+	CHECK_EQ(lock_in_child(d), -EAGAIN);
+	state_dir_unlock(dir);
+	CHECK(!state_dir_locked(dir));
+	state_dir_unlock(dir);	/* idempotent too */
+	CHECK_EQ(lock_in_child(d), 0);
+	CHECK(exists(path));	/* never deleted */
+	/* close releases it */
+	CHECK_EQ(state_dir_lock(dir), 0);
+	CHECK_EQ(lock_in_child(d), -EAGAIN);
+	state_dir_close(dir);
+	CHECK_EQ(lock_in_child(d), 0);
+	rm_tree(d);
+}
+
+/* ---- side by side with Debian's swtpm ---- */
+
+/* Starts argv with stdout and stderr to log; the pid or -1. */
+static pid_t spawn(char *const argv[], const char *log)
+{
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+
+		/* A failed CHECK leaves it running; it must not outlive the test. */
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (fd < 0 || dup2(fd, 1) < 0 || dup2(fd, 2) < 0)
+			_exit(126);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+/* Runs argv to its end; its exit status, or -1. */
+static int run(char *const argv[], const char *log)
+{
+	pid_t pid = spawn(argv, log);
+	int status;
+
+	if (pid < 0 || waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
+		return -1;
+	return WEXITSTATUS(status);
+}
+
+static void sleep_ms(long ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
+/* Waits up to 10 s for path to exist while pid lives; 0, or -1 when pid died or time ran out. */
+static int wait_for(const char *path, pid_t pid)
+{
+	for (int i = 0; i < 1000; i++) {
+		if (exists(path))
+			return 0;
+		if (waitpid(pid, NULL, WNOHANG) == pid)
+			return -1;
+		sleep_ms(10);
+	}
+	return -1;
+}
+
+/* Waits up to 10 s for pid to exit; its exit status, or -1 (then it is killed). */
+static int wait_exit(pid_t pid)
+{
+	int status;
+
+	for (int i = 0; i < 1000; i++) {
+		pid_t r = waitpid(pid, &status, WNOHANG);
+
+		if (r == pid)
+			return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+		sleep_ms(10);
+	}
+	kill(pid, SIGKILL);
+	waitpid(pid, NULL, 0);
+	return -1;
+}
+
+static void stop(pid_t pid)
+{
+	kill(pid, SIGTERM);
+	(void)wait_exit(pid);
+}
+
+static bool log_has(const char *log, const char *what)
+{
+	uint8_t *buf;
+	size_t n;
+	bool found;
+
+	if (read_file(log, &buf, &n))
+		return false;
+	found = memmem(buf, n, what, strlen(what)) != NULL;
+	free(buf);
+	return found;
+}
+
+struct swtpm_paths {
+	char dir[64];
+	char tpmstate[96];
+	char ctrl[128];
+	char ctrl_opt[160];
+	char log[128];
+	char permall[128];
+	char blob[128];
+};
+
+static void swtpm_paths_init(struct swtpm_paths *sp)
+{
+	snprintf(sp->tpmstate, sizeof(sp->tpmstate), "dir=%s", sp->dir);
+	join(sp->ctrl, sizeof(sp->ctrl), sp->dir, "ctrl");
+	snprintf(sp->ctrl_opt, sizeof(sp->ctrl_opt), "type=unixio,path=%s", sp->ctrl);
+	join(sp->log, sizeof(sp->log), sp->dir, "swtpm.log");
+	join(sp->permall, sizeof(sp->permall), sp->dir, "tpm2-00.permall");
+	join(sp->blob, sizeof(sp->blob), sp->dir, "blob");
+}
+
+static pid_t swtpm_start(struct swtpm_paths *sp)
+{
+	char *const argv[] = {
+		SWTPM, "socket", "--tpm2", "--tpmstate", sp->tpmstate,
+		"--ctrl", sp->ctrl_opt, "--flags", "not-need-init", NULL,
+	};
+
+	unlink(sp->ctrl);
+	return spawn(argv, sp->log);
+}
+
+static int swtpm_ioctl(struct swtpm_paths *sp, char *op, char *arg1, char *arg2)
+{
+	char *const argv[] = { SWTPM_IOCTL, "--unix", sp->ctrl, op, arg1, arg2, NULL };
+
+	return run(argv, sp->log);
+}
+
+/* Our lock and swtpm's exclude each other, both ways. */
+TEST(swtpm_lock_interop)
+{
+	struct swtpm_paths sp = { 0 };
+	struct state_dir *dir;
+	pid_t pid;
+
+	CHECK(make_tmpdir(sp.dir, sizeof(sp.dir)));
+	swtpm_paths_init(&sp);
+	CHECK_EQ(open_dir(&dir, sp.dir, 0640, false), 0);
+
+	/* swtpm holds it: not-need-init locks at start, then manufactures permall */
+	pid = swtpm_start(&sp);
+	CHECK(pid > 0);
+	CHECK_EQ(wait_for(sp.permall, pid), 0);
+	CHECK_EQ(state_dir_lock(dir), -EAGAIN);
+	CHECK(!state_dir_locked(dir));
+	stop(pid);
+	CHECK_EQ(state_dir_lock(dir), 0);
+
+	/* we hold it: swtpm cannot start */
+	pid = swtpm_start(&sp);
+	CHECK(pid > 0);
+	CHECK_EQ(wait_exit(pid), 1);
+	CHECK(log_has(sp.log, "Could not lock access to lockfile"));
+
+	/* and can once we let go */
+	state_dir_unlock(dir);
+	pid = swtpm_start(&sp);
+	CHECK(pid > 0);
+	CHECK_EQ(wait_for(sp.ctrl, pid), 0);
+	CHECK_EQ(swtpm_ioctl(&sp, "-s", NULL, NULL), 0);
+	CHECK_EQ(wait_exit(pid), 0);
+	state_dir_close(dir);
+	rm_tree(sp.dir);
+}
+
+/* Files and blobs: swtpm's bytes decode, and we write the same bytes back. */
+TEST(swtpm_format_interop)
+{
+	struct swtpm_paths sp = { 0 };
+	struct state_dir *dir;
+	uint8_t *file, *payload, *blob, *enc;
+	size_t file_len, payload_len, blob_len, enc_len, n;
+	const uint8_t *p;
+	pid_t pid;
+
+	CHECK(make_tmpdir(sp.dir, sizeof(sp.dir)));
+	swtpm_paths_init(&sp);
+	CHECK_EQ(open_dir(&dir, sp.dir, 0640, false), 0);
+
+	/* a permall manufactured by swtpm */
+	pid = swtpm_start(&sp);
+	CHECK(pid > 0);
+	CHECK_EQ(wait_for(sp.permall, pid), 0);
+	stop(pid);
+	CHECK_EQ(read_file(sp.permall, &file, &file_len), 0);
+	CHECK_EQ(state_dir_load(dir, STATE_PERMANENT, &payload, &payload_len), 0);
+	CHECK_EQ(payload_len + 16, file_len);
+	CHECK(payload_len > 8 && memcmp(payload + 2, "\xab\x36\x47\x23", 4) == 0);
+	/* stored back byte for byte */
+	CHECK_EQ(state_dir_store(dir, STATE_PERMANENT, payload, payload_len), 0);
+	CHECK(file_equals(sp.permall, file, file_len));
+
+	/* swtpm starts from our file and hands out a blob we can read and write */
+	pid = swtpm_start(&sp);
+	CHECK(pid > 0);
+	CHECK_EQ(wait_for(sp.ctrl, pid), 0);
+	CHECK_EQ(swtpm_ioctl(&sp, "--save", "permanent", sp.blob), 0);
+	CHECK_EQ(read_file(sp.blob, &blob, &blob_len), 0);
+	CHECK_EQ(state_blob_decode(blob, blob_len, PTM_STATE_FLAG_DECRYPTED, &p, &n), 0);
+	CHECK_EQ(n, payload_len);
+	CHECK(memcmp(p, payload, n) == 0);
+	CHECK_EQ(state_blob_encode(payload, payload_len, &enc, &enc_len), 0);
+	CHECK_EQ(enc_len, blob_len);
+	CHECK(memcmp(enc, blob, blob_len) == 0);
+	/* swtpm takes our blob (and would refuse a raw file) */
+	CHECK_EQ(write_file(sp.blob, file, file_len), 0);
+	CHECK_EQ(swtpm_ioctl(&sp, "--stop", NULL, NULL), 0);
+	CHECK(swtpm_ioctl(&sp, "--load", "permanent", sp.blob) != 0);
+	CHECK_EQ(write_file(sp.blob, enc, enc_len), 0);
+	CHECK_EQ(swtpm_ioctl(&sp, "--load", "permanent", sp.blob), 0);
+	CHECK_EQ(swtpm_ioctl(&sp, "-i", NULL, NULL), 0);
+	CHECK_EQ(swtpm_ioctl(&sp, "-s", NULL, NULL), 0);
+	CHECK_EQ(wait_exit(pid), 0);
+	free(enc);
+	free(blob);
+	free(payload);
+	free(file);
+	state_dir_close(dir);
+	rm_tree(sp.dir);
+}
+
+int main(void)
+{
+	static const struct unit_test tests[] = {
+		UNIT(kind_names),
+		UNIT(file_exact_bytes),
+		UNIT(file_round_trip),
+		UNIT(file_truncations_rejected),
+		UNIT(file_lying_totlen),
+		UNIT(file_lying_tlv_length),
+		UNIT(file_bad_header),
+		UNIT(file_unknown_tags_skipped),
+		UNIT(file_missing_data),
+		UNIT(file_encrypted_needs_key),
+		UNIT(blob_exact_bytes),
+		UNIT(blob_round_trip),
+		UNIT(blob_truncations_rejected),
+		UNIT(blob_lying_lengths),
+		UNIT(blob_needs_migration_layer),
+		UNIT(blob_encrypted_needs_key),
+		UNIT(blob_empty_body_clears),
+		UNIT(dir_open_touches_nothing),
+		UNIT(dir_store_load),
+		UNIT(dir_tpm12_names),
+		UNIT(dir_stale_tmp_reused),
+		UNIT(dir_file_mode),
+		UNIT(dir_store_failure_keeps_old),
+		UNIT(dir_load_rejects),
+		UNIT(dir_lock),
+	};
+	static const struct unit_test swtpm_tests[] = {
+		UNIT(swtpm_lock_interop),
+		UNIT(swtpm_format_interop),
+	};
+	int bad;
+
+	bad = unit_run("state", tests, sizeof(tests) / sizeof(tests[0]));
+	if (access(SWTPM, X_OK) == 0 && access(SWTPM_IOCTL, X_OK) == 0) {
+		bad |= unit_run("state", swtpm_tests, sizeof(swtpm_tests) / sizeof(swtpm_tests[0]));
+	} else {
+		for (size_t i = 0; i < sizeof(swtpm_tests) / sizeof(swtpm_tests[0]); i++)
+			printf("SKIP state/%s: %s or %s not installed (Debian package swtpm, swtpm-tools)\n",
+			       swtpm_tests[i].name, SWTPM, SWTPM_IOCTL);
+	}
+	return bad;
+}
