@@ -143,8 +143,8 @@ int state_dir_lock(struct state_dir *dir)
 		err = errno;
 		close(fd);
 		if (err == EAGAIN || err == EACCES) {
-			log_err("state directory %s is in use by another process (swtpm or vtpm-bridge)",
-				dir->path);
+			/* The caller says it once where it matters; LOCK_STORAGE retries would repeat it. */
+			log_debug("state directory %s is locked by another process", dir->path);
 			return -EAGAIN;
 		}
 		log_errno(LOG_ERR, err, "cannot lock %s/%s", dir->path, STATE_LOCK_NAME);

@@ -186,8 +186,7 @@ uint32_t emu_lock_storage(struct emu *emu)
 	if (ret == 0)
 		return PTM_RES_SUCCESS;
 	if (ret == -EAGAIN)
-		log_err("%s is in use by another TPM process (swtpm or vtpm-bridge)",
-			state_dir_path(emu->cfg.state));
+		log_debug("%s is in use by another TPM process", state_dir_path(emu->cfg.state));
 	else
 		log_errno(LOG_ERR, -ret, "cannot lock %s", state_dir_path(emu->cfg.state));
 	return PTM_RES_FAIL;
@@ -199,8 +198,11 @@ uint32_t emu_start(struct emu *emu, bool delete_volatile)
 
 	if (emu->running)
 		emu_stop(emu);
-	if (!emu->cfg.defer_lock && emu_lock_storage(emu) != PTM_RES_SUCCESS)
+	if (!emu->cfg.defer_lock && emu_lock_storage(emu) != PTM_RES_SUCCESS) {
+		log_err("cannot start the TPM: state directory %s is in use by another process "
+			"(swtpm or vtpm-bridge)", state_dir_path(emu->cfg.state));
 		return PTM_RES_FAIL;
+	}
 	rc = TPMLIB_RegisterCallbacks(&emu_callbacks);
 	if (rc == TPM_SUCCESS)
 		rc = TPMLIB_MainInit();
