@@ -268,7 +268,7 @@ void core_submit(struct core_client *client, const uint8_t *cmd, size_t len, cor
 	core_enqueue(core, w);
 }
 
-void core_withdraw(struct core *core, void *arg)
+void core_withdraw(struct core *core, const void *arg)
 {
 	struct core_work **p = &core->head, *w;
 

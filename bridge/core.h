@@ -52,7 +52,7 @@ typedef void core_cmd_done(void *arg, const uint8_t *resp, size_t len);
 /* Runs a complete command (the front framed it) at the client's locality. */
 void core_submit(struct core_client *client, const uint8_t *cmd, size_t len, core_cmd_done *done, void *arg);
 /* Forgets every submission made with `arg`: queued ones are dropped, a running one's result discarded. */
-void core_withdraw(struct core *core, void *arg);
+void core_withdraw(struct core *core, const void *arg);
 
 /* The largest command a front must accept, and the error response for one larger. */
 uint32_t core_max_command(const struct core *core);

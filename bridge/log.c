@@ -49,9 +49,10 @@ static void log_emit(int prio, const char *fmt, va_list ap, int err)
 void log_msg(int prio, const char *fmt, ...)
 {
 	int saved = errno;
-	va_list ap;
 
 	if (prio <= log_max) {
+		va_list ap;
+
 		va_start(ap, fmt);
 		log_emit(prio, fmt, ap, 0);
 		va_end(ap);
@@ -62,9 +63,10 @@ void log_msg(int prio, const char *fmt, ...)
 void log_errno(int prio, int err, const char *fmt, ...)
 {
 	int saved = errno;
-	va_list ap;
 
 	if (prio <= log_max) {
+		va_list ap;
+
 		va_start(ap, fmt);
 		log_emit(prio, fmt, ap, err);
 		va_end(ap);

@@ -31,10 +31,14 @@ int loop_create(struct loop **out)
 	return 0;
 }
 
+static void loop_run_deferred(struct loop *loop);
+
 void loop_destroy(struct loop *loop)
 {
 	if (!loop)
 		return;
+	/* Owners closed after the last batch still free through it. */
+	loop_run_deferred(loop);
 	close(loop->epfd);
 	free(loop);
 }

@@ -488,14 +488,13 @@ uint32_t emu_set_blob(struct emu *emu, uint32_t type, uint32_t req_flags, const 
 	const uint8_t *payload = NULL;
 	size_t payload_len = 0;
 	TPM_RESULT rc;
-	int ret;
 
 	if (type < PTM_BLOB_TYPE_PERMANENT || type > PTM_BLOB_TYPE_SAVESTATE)
 		return PTM_RES_BAD_PARAMETER;
 	if (!emu->cfg.defer_lock && emu_lock_storage(emu) != PTM_RES_SUCCESS)
 		return PTM_RES_IOERROR;
 	if (len > 0) {
-		ret = state_blob_decode(blob, len, req_flags, &payload, &payload_len);
+		int ret = state_blob_decode(blob, len, req_flags, &payload, &payload_len);
 		if (ret == -ENOKEY)
 			return PTM_RES_KEYNOTFOUND;
 		if (ret < 0 || payload_len > UINT32_MAX) {
@@ -512,13 +511,11 @@ uint32_t emu_set_blob(struct emu *emu, uint32_t type, uint32_t req_flags, const 
 int emu_list_states(struct state_dir *dir, struct emu_state_info out[3], size_t *n)
 {
 	static const enum state_kind kinds[] = { STATE_PERMANENT, STATE_VOLATILE, STATE_SAVESTATE };
-	int ret;
 
 	*n = 0;
 	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
 		size_t size;
-
-		ret = state_dir_file_size(dir, kinds[i], &size);
+		int ret = state_dir_file_size(dir, kinds[i], &size);
 		if (ret == -ENOENT)
 			continue;
 		if (ret < 0)

@@ -12,7 +12,7 @@
 set -u
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
-SUITES=${SUITES:-"unit unit-asan fuzz integration vm"}
+SUITES=${SUITES:-"unit unit-asan static fuzz integration vm"}
 export BUILD
 
 log=$(mktemp -d "${TMPDIR:-/tmp}/vtpm-check.XXXXXX")
@@ -43,6 +43,7 @@ for s in $SUITES; do
 	case $s in
 	unit)		run_suite unit run_units "$BUILD/tests" ;;
 	unit-asan)	run_suite unit-asan run_units "$BUILD/asan/tests" ;;
+	static)		run_suite static tests/static.sh ;;
 	fuzz)		run_suite fuzz make --no-print-directory BUILD="$BUILD" FUZZ_SECONDS="${FUZZ_SECONDS:-10}" fuzz ;;
 	integration)	run_suite integration python3 tests/integration/run.py --build "$BUILD" ;;
 	vm)		run_suite vm tests/vm/run.sh --build "$BUILD" ;;

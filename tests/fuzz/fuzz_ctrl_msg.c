@@ -17,10 +17,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	while (off < size) {
 		struct core_ctrl_req req;
-		struct core_ctrl_reply r = { 0 };
-		uint8_t hdr[CTRL_MSG_REPLY_HDR];
-		const uint8_t *out;
-		size_t out_len;
 		ssize_t n = ctrl_msg_frame(data + off, size - off);
 
 		if (n <= 0)
@@ -28,6 +24,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if ((size_t)n > size - off)
 			abort();
 		if (ctrl_msg_decode(data + off, (size_t)n, &req) == PTM_RES_SUCCESS) {
+			struct core_ctrl_reply r = { 0 };
+			uint8_t hdr[CTRL_MSG_REPLY_HDR];
+			const uint8_t *out;
+			size_t out_len;
+
 			if (req.data && (req.data < data + off || req.data + req.len > data + off + (size_t)n))
 				abort();
 			r.data = req.data;

@@ -1,0 +1,62 @@
+#!/bin/sh
+# Static and dynamic analysis of our code, as result lines:
+#   cppcheck over bridge/ emulator/ tests/unit tests/fuzz;
+#   valgrind (memcheck) over every unit test;
+#   valgrind over the daemon serving a short session of real peers.
+set -u
+cd "$(dirname "$0")/.."
+BUILD=${BUILD:-build}
+out=$(mktemp -d "${TMPDIR:-/tmp}/vtpm-static.XXXXXX")
+trap 'rm -rf "$out"' EXIT
+
+if cppcheck --quiet --enable=warning,style,performance,portability --inline-suppr \
+	--error-exitcode=1 -D_GNU_SOURCE -Ibridge -Iemulator -Ikmod-headers \
+	bridge emulator tests/unit tests/fuzz > "$out/cppcheck" 2>&1; then
+	echo "PASS static/cppcheck"
+else
+	echo "FAIL static/cppcheck: $(head -n 3 "$out/cppcheck" | tr '\n' ' ')"
+fi
+
+vg="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect"
+for t in "$BUILD"/tests/test_*; do
+	[ -x "$t" ] || continue
+	name=${t##*/}
+	if $vg "$t" > "$out/$name" 2>&1; then
+		echo "PASS static/valgrind-$name"
+	else
+		echo "FAIL static/valgrind-$name: $(grep -m 3 '==' "$out/$name" | tr '\n' ' ')"
+	fi
+done
+
+# The daemon under valgrind: INIT, commands from tpm2-tools, key generation on
+# the worker thread, save/load of blobs, STOP, SHUTDOWN.
+d="$out/daemon"
+mkdir -p "$d/state"
+$vg --log-file="$d/vg.log" "$BUILD/vtpm-bridge" socket --tpm2 --tpmstate "dir=$d/state" \
+	--ctrl "type=unixio,path=$d/sock.ctrl" --server "type=unixio,path=$d/sock" &
+pid=$!
+i=0
+while [ ! -S "$d/sock.ctrl" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+tcti="swtpm:path=$d/sock"
+ok=1
+{
+	swtpm_ioctl --unix "$d/sock.ctrl" -i &&
+	tpm2_startup -c -T "$tcti" &&
+	tpm2_getrandom -T "$tcti" 16 --hex &&
+	tpm2_createprimary -T "$tcti" -C o -G ecc256 -c "$d/p.ctx" &&
+	swtpm_ioctl --unix "$d/sock.ctrl" --save volatile "$d/vol" &&
+	swtpm_ioctl --unix "$d/sock.ctrl" --save permanent "$d/perm" &&
+	swtpm_ioctl --unix "$d/sock.ctrl" --stop &&
+	swtpm_ioctl --unix "$d/sock.ctrl" --load permanent "$d/perm" &&
+	swtpm_ioctl --unix "$d/sock.ctrl" --load volatile "$d/vol" &&
+	swtpm_ioctl --unix "$d/sock.ctrl" -i &&
+	tpm2_getrandom -T "$tcti" 8 --hex &&
+	swtpm_ioctl --unix "$d/sock.ctrl" -s
+} > "$d/session" 2>&1 || ok=0
+wait $pid
+rc=$?
+if [ $ok -eq 1 ] && [ $rc -eq 0 ] && [ ! -s "$d/vg.log" ]; then
+	echo "PASS static/valgrind-daemon"
+else
+	echo "FAIL static/valgrind-daemon: session ok=$ok exit=$rc; $(head -c 600 "$d/vg.log" "$d/session" | tr '\n' ' ')"
+fi
