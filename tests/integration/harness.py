@@ -94,6 +94,45 @@ def need_tool(name):
 # ---------------------------------------------------------------- registry
 
 TESTS = []
+ALL_PROCS = []    # every Popen of the run, killed at exit whatever happens
+ALL_GROUPS = []   # process groups of peers (swtpm_setup) that may leave children
+
+
+def group_members(pgid):
+    """Live pids in process group pgid (scanning /proc)."""
+    out = []
+    for p in os.listdir('/proc'):
+        if not p.isdigit():
+            continue
+        try:
+            with open('/proc/%s/stat' % p) as f:
+                st = f.read()
+        except OSError:
+            continue
+        fields = st[st.rindex(')') + 2:].split()
+        if int(fields[2]) == pgid and fields[0] != 'Z':
+            out.append(int(p))
+    return out
+
+
+def kill_group(pgid):
+    if group_members(pgid):
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+def kill_everything():
+    for p in ALL_PROCS:
+        if p.poll() is None:
+            try:
+                p.kill()
+                p.wait(5)
+            except Exception:
+                pass
+    for g in ALL_GROUPS:
+        kill_group(g)
 
 
 class Test:
@@ -139,18 +178,26 @@ def free_port_pair():
 
 
 def connect(addr, timeout=5.0):
-    if isinstance(addr, str):
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    else:
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    s.settimeout(timeout)
-    try:
-        s.connect(addr)
-    except OSError:
-        s.close()
-        raise
-    return s
+    """A connected socket; a full unix listen backlog (EAGAIN) is retried until timeout."""
+    end = time.monotonic() + timeout
+    while True:
+        if isinstance(addr, str):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        else:
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        s.settimeout(max(0.01, end - time.monotonic()))
+        try:
+            s.connect(addr)
+            return s
+        except BlockingIOError:
+            s.close()
+            if time.monotonic() > end:
+                raise
+            time.sleep(0.002)
+        except OSError:
+            s.close()
+            raise
 
 
 class Conn:
@@ -334,7 +381,7 @@ class Daemon:
     """One `swtpm socket` or `vtpm-bridge socket` process."""
 
     def __init__(self, ctx, kind, argv, name, ctrl_addr, data_addr, state_dir, log_path,
-                 pass_fds=(), preexec_fn=None, env=None):
+                 pass_fds=(), preexec_fn=None, env=None, fd_map=None):
         self.ctx = ctx
         self.kind = kind
         self.argv = argv
@@ -345,11 +392,25 @@ class Daemon:
         self.log_path = log_path
         self.out_path = os.path.join(ctx.tmp, name + '.stdout')
         self.err_path = os.path.join(ctx.tmp, name + '.stderr')
+        close_fds = True
+        if fd_map:
+            # {fd number in the child: fd in this process}; only these (and
+            # 0-2) are inherited: every fd Python opens is close-on-exec.
+            close_fds = False
+            inner = preexec_fn
+
+            def preexec_fn():
+                high = {t: fcntl.fcntl(s, fcntl.F_DUPFD_CLOEXEC, 300) for t, s in fd_map.items()}
+                for t, h in high.items():
+                    os.dup2(h, t)  # inheritable
+                if inner:
+                    inner()
         with open(self.out_path, 'wb') as out, open(self.err_path, 'wb') as err:
             self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                                         pass_fds=pass_fds, preexec_fn=preexec_fn, env=env,
-                                         cwd=ctx.tmp)
+                                         pass_fds=pass_fds, close_fds=close_fds, preexec_fn=preexec_fn,
+                                         env=env, cwd=ctx.tmp)
         ctx.procs.append(self.proc)
+        ALL_PROCS.append(self.proc)
         self.pid = self.proc.pid
 
     # -- process
@@ -375,7 +436,7 @@ class Daemon:
 
     def diag(self):
         return 'argv: %s\nstderr:\n%s\nlog (tail):\n%s' % (
-            ' '.join(self.argv), self.stderr()[-2000:], self.log()[-3000:])
+            ' '.join(self.argv), self.stderr()[-1500:], self.log()[-1500:])
 
     def check_alive(self, what=''):
         rc = self.proc.poll()
@@ -429,6 +490,21 @@ class Daemon:
 
     def fd_count(self):
         return len(self.fds())
+
+    def stable_fd_count(self, quiet=0.2, timeout=3.0):
+        """The fd count once it has not changed for `quiet` seconds (closes by
+        clients are processed asynchronously)."""
+        end = time.monotonic() + timeout
+        n = self.fd_count()
+        since = time.monotonic()
+        while time.monotonic() < end:
+            time.sleep(0.02)
+            m = self.fd_count()
+            if m != n:
+                n, since = m, time.monotonic()
+            elif time.monotonic() - since >= quiet:
+                break
+        return n
 
     def fd_targets(self):
         out = {}
@@ -510,10 +586,13 @@ class Ctx:
         self.name = name
         self.tmp = tempfile.mkdtemp(prefix='vi-', dir='/tmp')
         self.procs = []
+        self.groups = []
         self.daemons = []
         self.seq = 0
 
     def cleanup(self, keep=False):
+        for g in self.groups:
+            kill_group(g)
         for p in self.procs:
             if p.poll() is None:
                 try:
@@ -544,7 +623,8 @@ class Ctx:
 
     def start(self, kind=None, ctrl='unix', server='unix', flags='not-need-init,startup-clear',
               state=None, extra=(), tpm2_opt=True, log_level=2, ready=True, name=None,
-              pass_fds=(), preexec_fn=None, argv=None, env=None, ctrl_opts='', state_opts=''):
+              pass_fds=(), preexec_fn=None, argv=None, env=None, ctrl_opts='', state_opts='',
+              fd_map=None, ctrl_addr=None, data_addr=None):
         """Starts a daemon with swtpm's argv in a fresh (or the given) state dir."""
         kind = kind or self.kind
         self.seq += 1
@@ -552,7 +632,6 @@ class Ctx:
         if state is None:
             state = self.mkdir(name + '-state')
         log = self.path(name + '.log')
-        ctrl_addr = data_addr = None
         if argv is None:
             args = []
             if tpm2_opt:
@@ -577,7 +656,7 @@ class Ctx:
             args += ['--log', 'file=%s,level=%d' % (log, log_level)]
             args += list(extra)
             argv = self.binary(kind) + args
-        d = Daemon(self, kind, argv, name, ctrl_addr, data_addr, state, log, pass_fds, preexec_fn, env)
+        d = Daemon(self, kind, argv, name, ctrl_addr, data_addr, state, log, pass_fds, preexec_fn, env, fd_map)
         self.daemons.append(d)
         if ready:
             d.wait_ready()
@@ -585,11 +664,36 @@ class Ctx:
 
     # -- peers
     def run(self, argv, timeout=30, env=None, input=None):
+        """Runs a peer in its own process group; whatever it leaves running is
+        killed and listed in the result's .leftovers."""
         try:
-            return subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=timeout,
-                                  env=env, input=input, cwd=self.tmp)
+            p = subprocess.Popen(argv, stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=self.tmp,
+                                 start_new_session=True)
+        except OSError as e:
+            raise Fail('cannot run %s: %s' % (argv[0], e))
+        ALL_PROCS.append(p)
+        ALL_GROUPS.append(p.pid)
+        self.groups.append(p.pid)
+        try:
+            out, err = p.communicate(input, timeout=timeout)
         except subprocess.TimeoutExpired:
+            kill_group(p.pid)
+            p.kill()
+            p.communicate()
             raise Timeout('%s did not finish within %ds' % (' '.join(argv), timeout), 'timeout')
+        names = []
+        if not wait_for(lambda: not group_members(p.pid), 2.0):
+            for pid in group_members(p.pid):
+                try:
+                    with open('/proc/%d/cmdline' % pid, 'rb') as f:
+                        names.append(f.read().replace(b'\0', b' ').decode(errors='replace').strip())
+                except OSError:
+                    pass
+            kill_group(p.pid)
+        r = subprocess.CompletedProcess(argv, p.returncode, out, err)
+        r.leftovers = names
+        return r
 
     def tools(self, d, tool, *args, ok=True, timeout=30):
         need_tool(tool)

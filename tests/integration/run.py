@@ -114,6 +114,13 @@ def main():
             print('integration/%s (%s)' % (t.name, label))
         return 0
 
+    try:
+        return run_all(env, jobs)
+    finally:
+        harness.kill_everything()
+
+
+def run_all(env, jobs):
     counts = {}
     bad = 0
     t0 = time.monotonic()
