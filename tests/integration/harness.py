@@ -381,7 +381,7 @@ class Daemon:
     """One `swtpm socket` or `vtpm-bridge socket` process."""
 
     def __init__(self, ctx, kind, argv, name, ctrl_addr, data_addr, state_dir, log_path,
-                 pass_fds=(), preexec_fn=None, env=None, fd_map=None):
+                 pass_fds=(), preexec_fn=None, env=None, fd_map=None, close_fds=True):
         self.ctx = ctx
         self.kind = kind
         self.argv = argv
@@ -392,7 +392,6 @@ class Daemon:
         self.log_path = log_path
         self.out_path = os.path.join(ctx.tmp, name + '.stdout')
         self.err_path = os.path.join(ctx.tmp, name + '.stderr')
-        close_fds = True
         if fd_map:
             # {fd number in the child: fd in this process}; only these (and
             # 0-2) are inherited: every fd Python opens is close-on-exec.
@@ -403,6 +402,7 @@ class Daemon:
                 high = {t: fcntl.fcntl(s, fcntl.F_DUPFD_CLOEXEC, 300) for t, s in fd_map.items()}
                 for t, h in high.items():
                     os.dup2(h, t)  # inheritable
+                    os.close(h)
                 if inner:
                     inner()
         with open(self.out_path, 'wb') as out, open(self.err_path, 'wb') as err:
@@ -624,7 +624,7 @@ class Ctx:
     def start(self, kind=None, ctrl='unix', server='unix', flags='not-need-init,startup-clear',
               state=None, extra=(), tpm2_opt=True, log_level=2, ready=True, name=None,
               pass_fds=(), preexec_fn=None, argv=None, env=None, ctrl_opts='', state_opts='',
-              fd_map=None, ctrl_addr=None, data_addr=None):
+              fd_map=None, ctrl_addr=None, data_addr=None, close_fds=True):
         """Starts a daemon with swtpm's argv in a fresh (or the given) state dir."""
         kind = kind or self.kind
         self.seq += 1
@@ -656,7 +656,8 @@ class Ctx:
             args += ['--log', 'file=%s,level=%d' % (log, log_level)]
             args += list(extra)
             argv = self.binary(kind) + args
-        d = Daemon(self, kind, argv, name, ctrl_addr, data_addr, state, log, pass_fds, preexec_fn, env, fd_map)
+        d = Daemon(self, kind, argv, name, ctrl_addr, data_addr, state, log, pass_fds, preexec_fn, env, fd_map,
+                   close_fds)
         self.daemons.append(d)
         if ready:
             d.wait_ready()

@@ -1,0 +1,297 @@
+"""Command line: refusals, --print-capabilities, --version, --help, the argv
+forms libvirt (B.5) and swtpm_setup (B.4) use, inherited fds."""
+import fcntl
+import json
+import os
+import socket
+import stat
+import struct
+import tempfile
+import time
+
+import tpm2
+from harness import (test, check, Fail, OURS, SWTPM, KINDS, Ctrl, Data, lock_holder, wait_for, define_nv,
+                     expect_nv, CMD_GET_CAPABILITY, CMD_SHUTDOWN, CMD_INIT, CMD_STOP, CMD_SET_DATAFD,
+                     CMD_SET_BUFFERSIZE, CMD_GET_TPMESTABLISHED, CMD_SET_LOCALITY)
+
+
+def run_bin(ctx, kind, args, timeout=5):
+    return ctx.run(ctx.binary(kind)[:1] + list(args), timeout=timeout)
+
+
+# ------------------------------------------------------------ refusals
+
+# (check name, extra argv, text the error must name, swtpm 0.7.1 defect or None)
+REFUSALS = [
+    ('unknown-option', ['--bogus-option'], 'bogus-option',
+     ('multiline', 'prints the whole usage text (about 90 lines), not a one-line error')),
+    ('option-missing-value', ['--pid'], 'pid',
+     ('multiline', 'prints the whole usage text, not a one-line error')),
+    ('ctrl-bad-type', ['--ctrl', 'type=foo,path=/nonexistent/c2'], 'ctrl',
+     ('created', 'creates the --log file before refusing, and writes the error there (stderr empty)')),
+    ('server-bad-port', ['--server', 'type=tcp,port=notaport'], 'server',
+     ('created', 'creates the --log file before refusing, and writes the error there (stderr empty)')),
+    ('flags-unknown-flag', ['--flags', 'not-need-init,bogusflag'], 'flag',
+     ('created', 'creates the --log file before refusing, and writes the error there (stderr empty)')),
+    ('tpmstate-bad-parameter', ['--tpmstate', 'bogus=1'], 'tpmstate',
+     ('created', 'creates the --log file before refusing, and writes the error there (stderr empty)')),
+    ('locality-bad-parameter', ['--locality', 'bogus'], 'locality',
+     ('created', 'creates the --log file before refusing, and writes the error there (stderr empty)')),
+    ('log-bad-level', ['--log', 'file=LOG2,level=abc'], 'log', None),
+]
+
+for name, extra, names, defect in REFUSALS:
+    def _refuse(ctx, extra=extra, names=names):
+        top = ctx.mkdir('cl')
+        st = os.path.join(top, 'st')
+        os.mkdir(st)
+        extra = [a.replace('LOG2', os.path.join(top, 'log2')) for a in extra]
+        argv = ['socket', '--tpm2', '--tpmstate', 'dir=' + st, '--ctrl', 'type=unixio,path=%s/c' % top,
+                '--log', 'file=%s/log' % top, '--pid', 'file=%s/pid' % top] + extra
+        r = run_bin(ctx, ctx.kind, argv)
+        err = r.stderr.decode(errors='replace')
+        check(r.returncode == 1, 'exit status %d, expected 1 (stderr %r)' % (r.returncode, err[:200]))
+        made = sorted(os.listdir(top)) + ['st/' + f for f in sorted(os.listdir(st))]
+        check(made == ['st'], 'a refused command line created %s' % ', '.join(f for f in made if f != 'st'),
+              'created')
+        lines = [l for l in err.splitlines() if l.strip()]
+        check(len(lines) == 1, 'expected a one-line error on stderr, got %d lines: %r' % (len(lines), err[:300]),
+              'multiline')
+        check(names in lines[0], 'the error does not name %r: %r' % (names, lines[0]), 'unnamed')
+        check(not r.stdout.strip(), 'refusal printed on stdout: %r' % r.stdout[:200])
+    kw = {'xfail_swtpm': defect} if defect else {}
+    test('cmdline/refused/%s' % name, **kw)(_refuse)
+
+
+# ------------------------------------------------------------ information options
+
+@test('cmdline/print-capabilities')
+def _caps(ctx):
+    for args in (['socket', '--print-capabilities'], ['socket', '--tpm2', '--print-capabilities'],
+                 ['socket', '--print-capabilities', '--log', 'file=%s' % ctx.path('log')]):
+        r = run_bin(ctx, ctx.kind, args)
+        out = r.stdout.decode(errors='replace')
+        check(r.returncode == 0, '%s: exit %d' % (' '.join(args), r.returncode))
+        check(out.endswith('\n') and out.count('\n') == 1, '%s: not one line: %r' % (' '.join(args), out[:200]))
+        try:
+            caps = json.loads(out)
+        except ValueError as e:
+            raise Fail('%s: not JSON (%s): %r' % (' '.join(args), e, out[:200]))
+        feats = caps.get('features')
+        check(isinstance(feats, list) and all(isinstance(f, str) for f in feats),
+              '%s: no "features" array of strings: %r' % (' '.join(args), out[:200]))
+        check('tpm-2.0' in feats, '"tpm-2.0" not among the features: %r' % feats)
+        check(isinstance(caps.get('version'), str), 'no "version" string')
+        check(len(set(feats)) == len(feats), 'duplicate features: %r' % feats)
+
+
+@test('cmdline/version')
+def _version(ctx):
+    r = run_bin(ctx, ctx.kind, ['--version'])
+    out = r.stdout.decode(errors='replace')
+    check(r.returncode == 0, '--version: exit %d' % r.returncode)
+    check(out.count('\n') == 1 and any(ch.isdigit() for ch in out), '--version printed %r' % out[:200])
+
+
+@test('ours-only/socket---version (swtpm 0.7.1 refuses it after "socket")', labels=(OURS,))
+def _sversion(ctx):
+    r = run_bin(ctx, OURS, ['socket', '--version'])
+    check(r.returncode == 0 and r.stdout.count(b'\n') == 1, 'socket --version: exit %d, %r' % (r.returncode, r.stdout))
+
+
+@test('cmdline/help')
+def _help(ctx):
+    r = run_bin(ctx, ctx.kind, ['socket', '--help'])
+    out = r.stdout.decode(errors='replace')
+    check(r.returncode == 0, 'socket --help: exit %d' % r.returncode)
+    for opt in ('--tpmstate', '--ctrl', '--server', '--flags', '--pid', '--log', '--tpm2'):
+        check(opt in out, 'socket --help does not mention %s' % opt)
+
+
+@test('cmdline/print-states')
+def _states(ctx):
+    st = ctx.mkdir('st')
+    args = ['socket', '--print-states', '--tpmstate', 'backend-uri=dir://' + st, '--tpm2', '--log',
+            'file=' + ctx.path('log')]
+    r = run_bin(ctx, ctx.kind, args)
+    check(r.returncode == 0, '--print-states on an empty dir: exit %d %r' % (r.returncode, r.stderr[:200]))
+    try:
+        j = json.loads(r.stdout)
+    except ValueError:
+        raise Fail('--print-states printed %r' % r.stdout[:200])
+    check(j.get('states') == [], '--print-states on an empty dir: %r' % j)
+    d = ctx.start(state=st)
+    define_nv(d)
+    d.terminate()
+    r = run_bin(ctx, ctx.kind, args)
+    j = json.loads(r.stdout)
+    size = os.path.getsize(os.path.join(st, 'tpm2-00.permall'))
+    check(j.get('states') == [{'name': 'permall', 'size': size}],
+          '--print-states after use: %r (permall is %d bytes)' % (j, size))
+
+
+# ------------------------------------------------------------ inherited fds, libvirt argv
+
+def libvirt_pidfile(ctx):
+    """As libvirt does: the child holds an fcntl write lock on byte 0 of the pid
+    file on fd 5 and writes its pid before exec.  No other fd of the file may
+    be open in the child at exec (closing one would drop the lock)."""
+    path = ctx.path('1-vm-swtpm.pid')
+
+    def pre():
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        if fd != 5:
+            os.dup2(fd, 5)
+            os.close(fd)
+        fcntl.lockf(5, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, 0)
+        os.ftruncate(5, 0)
+        os.write(5, b'%d\n' % os.getpid())
+    return path, pre
+
+
+def check_fd5(d, path, when):
+    try:
+        target = os.readlink('/proc/%d/fd/5' % d.pid)
+    except OSError:
+        raise Fail('inherited fd 5 (locked pid file) was closed %s' % when)
+    check(target == path, 'fd 5 now points to %s, not the pid file, %s' % (target, when))
+    check(lock_holder(path), 'the lock on the inherited pid file was dropped %s' % when)
+
+
+@test('cmdline/inherited-fd-never-closed')
+def _inherited(ctx):
+    path, pre = libvirt_pidfile(ctx)
+    d = ctx.start(preexec_fn=pre, close_fds=False)
+    check_fd5(d, path, 'after start-up')
+    define_nv(d)
+    with d.ctrl() as c:
+        for _ in range(3):
+            check(c.stop() == 0 and c.init() == 0, 'STOP/INIT failed')
+    d.tpm(tpm2.startup())
+    expect_nv(d)
+    check_fd5(d, path, 'after STOP/INIT cycles')
+
+
+def qemu_startup(d, ctrl, buffersize=3968):
+    """QEMU 7.2's start-up sequence (qemu-libvirt.md A.3); returns the data socket."""
+    mine, theirs = socket.socketpair()
+    res, _ = ctrl.request(CMD_SET_DATAFD, fds=[theirs.fileno()])
+    theirs.close()
+    check(res == 0, 'SET_DATAFD: 0x%x' % res)
+    data = Data(mine, 'data (socketpair)')
+    # version probe: ReadClock before INIT gets the 10-byte not-running reply, in one read
+    mine.sendall(tpm2.command(0x181))
+    mine.settimeout(1.0)
+    try:
+        probe = mine.recv(1024)
+    except socket.timeout:
+        raise Fail('no reply to QEMU\'s version probe within 1 s')
+    check(probe == bytes.fromhex('80010000000a00000101'), 'version probe reply %s' % probe.hex())
+    caps = ctrl.caps()
+    check(caps & 0x348f == 0x348f, 'capabilities 0x%x lack what QEMU needs (0x348f)' % caps)
+    check(ctrl.stop() == 0, 'STOP')
+    check(ctrl.buffersize(0) == (0, 4096, 2808, 4096), 'SET_BUFFERSIZE(0)')
+    check(ctrl.stop() == 0, 'STOP')
+    check(ctrl.buffersize(buffersize)[:2] == (0, buffersize), 'SET_BUFFERSIZE(%d)' % buffersize)
+    check(ctrl.init() == 0, 'INIT')
+    check(ctrl.established() == (0, 0), 'GET_TPMESTABLISHED')
+    check(ctrl.set_locality(0, pad=True) == 0, 'SET_LOCALITY(0) with padding')
+    r = data.transact(tpm2.startup())
+    check(tpm2.rc_of(r) == 0, 'TPM2_Startup: 0x%x' % tpm2.rc_of(r))
+    r = data.transact(tpm2.get_random(16))
+    check(tpm2.rc_of(r) == 0 and len(tpm2.parse_get_random(r)) == 16, 'GetRandom: %s' % r.hex())
+    return data
+
+
+@test('cmdline/libvirt-argv-and-qemu-session')
+def _libvirt(ctx):
+    """libvirt 9.0's exact argv (B.5), its pid-file lock on fd 5, QEMU's
+    start-up over SET_DATAFD, then --terminate on the data channel's EOF."""
+    rundir = ctx.mkdir('run')
+    st = ctx.mkdir('tpm2')
+    os.chmod(st, 0o700)
+    sock = os.path.join(rundir, '1-vm-swtpm.sock')
+    log = ctx.path('vm-swtpm.log')
+    path, pre = libvirt_pidfile(ctx)
+    argv = ctx.binary(ctx.kind) + ['--ctrl', 'type=unixio,path=%s,mode=0600' % sock,
+                                   '--tpmstate', 'dir=%s,mode=0600' % st, '--log', 'file=%s' % log,
+                                   '--terminate', '--tpm2']
+    t0 = time.monotonic()
+    d = ctx.start(argv=argv, ctrl_addr=sock, state=st, preexec_fn=pre, close_fds=False, ready=False)
+    check(wait_for(lambda: os.path.exists(sock), 1.0), 'ctrl socket did not show up within 1 s (libvirt gives up)')
+    dt = time.monotonic() - t0
+    mode = stat.S_IMODE(os.stat(sock).st_mode)
+    check(mode == 0o600, 'ctrl socket mode %o, expected 600 (mode=0600)' % mode)
+    check_fd5(d, path, 'after start-up')
+    with d.ctrl() as ctrl:
+        data = qemu_startup(d, ctrl)
+        r = data.transact(tpm2.nv_define(0x01500030, 8))
+        check(tpm2.rc_of(r) == 0, 'NV_DefineSpace: 0x%x' % tpm2.rc_of(r))
+        perm = os.path.join(st, 'tpm2-00.permall')
+        pmode = stat.S_IMODE(os.stat(perm).st_mode)
+        check(pmode == 0o600, 'tpm2-00.permall mode %o, expected 600 (--tpmstate mode=0600)' % pmode)
+        check_fd5(d, path, 'during the QEMU session')
+        # swtpm_ioctl -s style client while QEMU holds ctrl is a better-than check; here QEMU quits (SIGKILL)
+        data.close()
+        rc = d.wait_exit(5)
+        check(rc is not None, '--terminate: still running 5 s after the data channel closed')
+        check(rc == 0, '--terminate: exit status %d' % rc)
+    check(not os.path.exists(sock), 'ctrl socket file left after exit')
+
+
+@test('cmdline/swtpm_setup-argv-forms')
+def _setup_forms(ctx):
+    """The three forms swtpm_setup 0.7.1 runs (B.4), including its way of
+    waiting for the pid file: fstat() on the fd of the mkstemp()ed file."""
+    st = ctx.mkdir('st')
+    log = ctx.path('setup.log')
+    b = ctx.binary(ctx.kind)[:1]
+    r = ctx.run(b + ['socket', '--print-capabilities', '--log', 'file=' + log], timeout=5)
+    check(r.returncode == 0 and b'"features"' in r.stdout, '--print-capabilities --log: %d %r' % (r.returncode, r.stdout[:100]))
+    r = ctx.run(b + ['socket', '--print-states', '--tpmstate', 'backend-uri=dir://' + st, '--tpm2',
+                     '--log', 'file=' + log], timeout=5)
+    check(r.returncode == 0 and json.loads(r.stdout).get('states') == [], '--print-states: %d %r' % (r.returncode, r.stdout[:100]))
+    pidfd, pidfile = tempfile.mkstemp(prefix='.swtpm_setup.pidfile.', dir=ctx.tmp)
+    dmine, dtheirs = socket.socketpair()
+    cmine, ctheirs = socket.socketpair()
+    argv = b + ['socket', '--flags', 'not-need-init,startup-clear', '--tpmstate', 'backend-uri=dir://' + st,
+                '--pid', 'file=' + pidfile, '--tpm2', '--log', 'file=' + log, '--server', 'type=tcp,fd=7',
+                '--ctrl', 'type=unixio,clientfd=5']
+    d = ctx.start(argv=argv, state=st, fd_map={7: dtheirs.fileno(), 5: ctheirs.fileno()}, ready=False)
+    dtheirs.close()
+    ctheirs.close()
+    ok = wait_for(lambda: os.fstat(pidfd).st_size > 0 or not d.alive(), 3.0)
+    d.check_alive('after start-up with inherited socketpairs')
+    check(ok, 'the pid file swtpm_setup created (and polls with fstat on its fd) is still empty after 3 s '
+              '(written to a new inode?)')
+    check(os.pread(pidfd, 32, 0).strip() == str(d.pid).encode(), 'pid file content %r' % os.pread(pidfd, 32, 0))
+    os.close(pidfd)
+    data = Data(dmine, 'data (fd=7)')
+    ctrl = Ctrl(cmine, 'ctrl (clientfd=5)')
+    r = data.transact(tpm2.get_random(8))
+    check(tpm2.rc_of(r) == 0, 'GetRandom over the inherited data fd: %s' % r.hex())
+    check(ctrl.caps() & 1, 'GET_CAPABILITY over the inherited ctrl fd')
+    check(ctrl.request(CMD_SHUTDOWN)[0] == 0, 'CMD_SHUTDOWN')
+    rc = d.wait_exit(5)
+    check(rc == 0, 'exit status after CMD_SHUTDOWN: %s' % rc)
+    check(not os.path.exists(pidfile), 'pid file left after exit')
+    check(os.path.exists(os.path.join(st, 'tpm2-00.permall')), 'no tpm2-00.permall written')
+
+
+@test('cmdline/server-tcp-fd-exits-when-data-peer-closes')
+def _tcpfd_eof(ctx):
+    """`--server type=tcp,fd=N` is an already-connected stream and implies
+    terminate: swtpm_setup relies on the daemon going away with it."""
+    st = ctx.mkdir('st')
+    dmine, dtheirs = socket.socketpair()
+    argv = ctx.binary(ctx.kind) + ['--tpm2', '--flags', 'not-need-init,startup-clear', '--tpmstate', 'dir=' + st,
+                                   '--server', 'type=tcp,fd=7', '--ctrl', 'type=unixio,path=' + ctx.path('c'),
+                                   '--log', 'file=' + ctx.path('log')]
+    d = ctx.start(argv=argv, state=st, ctrl_addr=ctx.path('c'), fd_map={7: dtheirs.fileno()})
+    dtheirs.close()
+    data = Data(dmine, 'data (fd=7)')
+    r = data.transact(tpm2.get_random(8))
+    check(tpm2.rc_of(r) == 0, 'GetRandom: %s' % r.hex())
+    data.close()
+    rc = d.wait_exit(5)
+    check(rc is not None, 'still running 5 s after the data peer of --server type=tcp,fd= closed')
