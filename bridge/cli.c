@@ -369,11 +369,45 @@ static int cli_option(int opt, char *arg, const char *name, struct cli_config *c
 	}
 }
 
+/* The parser splits key=value lists in place: it works on its own copy. */
+static char **cli_copy_args(int argc, char **argv)
+{
+	char **copy = calloc((size_t)argc + 1, sizeof(*copy));
+
+	if (!copy)
+		return NULL;
+	for (int i = 0; i < argc; i++) {
+		copy[i] = strdup(argv[i]);
+		if (!copy[i]) {
+			while (i--)
+				free(copy[i]);
+			free(copy);
+			return NULL;
+		}
+	}
+	return copy;
+}
+
+void cli_free(struct cli_config *cfg)
+{
+	for (int i = 0; cfg->args && i < cfg->nargs; i++)
+		free(cfg->args[i]);
+	free(cfg->args);
+	cfg->args = NULL;
+}
+
 int cli_parse(int argc, char **argv, struct cli_config *cfg)
 {
 	int opt, index;
 
 	memset(cfg, 0, sizeof(*cfg));
+	cfg->args = cli_copy_args(argc, argv);
+	if (!cfg->args) {
+		fprintf(stderr, "vtpm-bridge: out of memory\n");
+		return -1;
+	}
+	cfg->nargs = argc;
+	argv = cfg->args;
 	cfg->startup = CLI_NO_STARTUP;
 	cfg->pid_fd = cfg->log_fd = -1;
 	cfg->ctrl.fd = cfg->ctrl.clientfd = cfg->server.fd = cfg->server.clientfd = -1;

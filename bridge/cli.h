@@ -64,14 +64,17 @@ struct cli_config {
 	const char *runas;
 	bool migration_incoming;
 	bool release_lock_outgoing;
+	char **args;			/* the copy of argv the strings point into */
+	int nargs;
 };
 
 /*
  * Fills cfg from argv.  On error prints one line naming the option to
- * stderr and returns -1.  Strings point into argv (which the parser edits
- * in place, splitting key=value lists).
+ * stderr and returns -1.  Strings point into a copy of argv that cfg owns
+ * (argv itself stays as ps shows it); cli_free() releases it.
  */
 int cli_parse(int argc, char **argv, struct cli_config *cfg);
+void cli_free(struct cli_config *cfg);
 void cli_usage(const char *prog);
 
 #endif

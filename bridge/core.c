@@ -44,6 +44,7 @@ struct core {
 	struct loop *loop;
 	struct emu *emu;
 	struct core_config cfg;
+	uint32_t max_command;		/* asked of libtpms once: fronts frame with it */
 	struct core_work *head, *tail;	/* the FIFO */
 	bool draining;			/* core_drain() is on the stack */
 
@@ -564,6 +565,7 @@ int core_create(struct core **out, struct loop *loop, struct emu *emu, const str
 	core->loop = loop;
 	core->emu = emu;
 	core->cfg = *cfg;
+	core->max_command = emu_buffer_size(emu);
 	core->lock_timer.fd = -1;
 	pthread_mutex_init(&core->lock, NULL);
 	pthread_cond_init(&core->cond, NULL);
@@ -627,7 +629,7 @@ void core_client_init(struct core_client *client, struct core *core, const char 
 
 uint32_t core_max_command(const struct core *core)
 {
-	return emu_buffer_size(core->emu);
+	return core->max_command;
 }
 
 void core_error_response(const struct core *core, uint32_t rc, uint8_t out[10])

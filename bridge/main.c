@@ -35,7 +35,6 @@ struct daemon {
 	struct front *front;
 	const struct front_ops *front_ops;
 	struct loop_watch signals;
-	char *pid_tmp;
 };
 
 static void daemon_quit(void *arg)
@@ -136,35 +135,27 @@ static int log_open(const struct cli_config *cfg)
 	return 0;
 }
 
-/* Writes the pid file atomically (temp file + rename): a reader never sees it half written. */
+/*
+ * Writes the pid file in place, in one write(), as swtpm does: swtpm_setup
+ * creates the file itself and watches its own descriptor of it, so a
+ * rename over it would never be seen.
+ */
 static int pid_write(struct daemon *d, pid_t pid)
 {
 	char buf[32];
 	int len = snprintf(buf, sizeof(buf), "%d\n", (int)pid);
-	int fd, ret = 0;
+	int fd = d->cfg.pid_fd, ret = 0;
 
-	if (d->cfg.pid_fd >= 0) {
-		if (write(d->cfg.pid_fd, buf, (size_t)len) != len) {
-			log_errno(LOG_ERR, errno, "--pid fd=%d", d->cfg.pid_fd);
-			return -1;
-		}
+	if (fd < 0 && !d->cfg.pid_file)
 		return 0;
-	}
-	if (!d->cfg.pid_file)
-		return 0;
-	if (asprintf(&d->pid_tmp, "%s.XXXXXX", d->cfg.pid_file) < 0)
-		return -1;
-	fd = mkostemp(d->pid_tmp, O_CLOEXEC);
-	if (fd < 0 || fchmod(fd, 0644) < 0 || write(fd, buf, (size_t)len) != len ||
-	    rename(d->pid_tmp, d->cfg.pid_file) < 0) {
-		log_errno(LOG_ERR, errno, "--pid file=%s", d->cfg.pid_file);
-		unlink(d->pid_tmp);
+	if (fd < 0)
+		fd = open(d->cfg.pid_file, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (fd < 0 || write(fd, buf, (size_t)len) != len) {
+		log_errno(LOG_ERR, errno, "--pid %s", d->cfg.pid_file ? d->cfg.pid_file : "fd");
 		ret = -1;
 	}
-	if (fd >= 0)
+	if (fd >= 0 && fd != d->cfg.pid_fd)
 		close(fd);
-	free(d->pid_tmp);
-	d->pid_tmp = NULL;
 	return ret;
 }
 
@@ -304,28 +295,31 @@ int main(int argc, char **argv)
 	struct daemon d = { .signals.fd = -1 };
 	int rc;
 
-	if (cli_parse(argc, argv, &d.cfg) < 0)
+	if (cli_parse(argc, argv, &d.cfg) < 0) {
+		cli_free(&d.cfg);
 		return 1;
+	}
 	switch (d.cfg.action) {
 	case CLI_HELP:
 		cli_usage("vtpm-bridge");
-		return 0;
+		rc = 0;
+		break;
 	case CLI_VERSION:
 		printf("vtpm-bridge %s (libtpms %s)\n", VTPM_BRIDGE_VERSION, emu_libtpms_version());
-		return 0;
+		rc = 0;
+		break;
 	case CLI_PRINT_CAPABILITIES:
-		return print_capabilities(&d.cfg);
+		rc = print_capabilities(&d.cfg);
+		break;
+	case CLI_PRINT_STATES:
+		rc = log_open(&d.cfg) < 0 || print_states(&d) < 0 ? 1 : 0;
+		state_dir_close(d.state);
+		break;
 	default:
+		rc = log_open(&d.cfg) < 0 ? 1 : daemon_run(&d);
+		daemon_cleanup(&d);
 		break;
 	}
-	if (log_open(&d.cfg) < 0)
-		return 1;
-	if (d.cfg.action == CLI_PRINT_STATES) {
-		rc = print_states(&d) < 0 ? 1 : 0;
-		state_dir_close(d.state);
-		return rc;
-	}
-	rc = daemon_run(&d);
-	daemon_cleanup(&d);
+	cli_free(&d.cfg);
 	return rc;
 }
