@@ -436,7 +436,8 @@ int cli_parse(int argc, char **argv, struct cli_config *cfg)
 		char name[64];
 
 		if (opt == '?' || opt == ':') {
-			if (optopt)
+			/* optopt is a short option's letter, or a long option's value (>= 256) */
+			if (optopt > 0 && optopt < 256)
 				snprintf(name, sizeof(name), "-%c", optopt);
 			else
 				snprintf(name, sizeof(name), "%s", argv[optind - 1]);
