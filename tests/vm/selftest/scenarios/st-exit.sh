@@ -1,0 +1,7 @@
+# shellcheck shell=sh
+# selftest: a guest script that stops half-way (exit status != 0)
+vm_guest() {
+	vt_pass before-exit
+	exit 3
+	vt_pass never-reached
+}

@@ -1,0 +1,7 @@
+# shellcheck shell=sh
+# selftest: a kernel panic ends QEMU (panic=-1, -no-reboot) without DONE
+vm_guest() {
+	vt_pass before-panic
+	echo c >/proc/sysrq-trigger
+	sleep 30
+}
