@@ -79,7 +79,7 @@ run: deps all
 	$(Q)scripts/run.sh
 
 bench: deps all
-	@echo "make bench: not yet (the benchmark issue adds it)"
+	$(Q)$(MAKE) --no-print-directory -f bench/bench.mk BUILD=$(BUILD) run
 
 install: $(BUILD)/vtpm-bridge
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man8

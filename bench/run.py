@@ -1,0 +1,990 @@
+#!/usr/bin/env python3
+"""bench/run.py - the benchmark behind `make bench` (see bench/README.md).
+
+Measures, in one run and side by side: the libtpms floor, the IPC floor
+(echo servers), Debian's swtpm and our daemon; prints one table, checks the
+targets of issue 6, compares with the last committed result of this machine
+and writes bench/results/<cpu-model>-<n>cpu.json.
+
+Every figure is a row record {group, name, subject, unit, min, median, max,
+p99, ratio_to, ...}: min/median/max over the medians of RUNS repeated runs,
+p99 the median of the runs' p99s.  A new front (CUSE, vtpm-proxy) or a new
+subject adds rows with Results.row() and Results.add(); nothing else.
+
+Environment: BENCH_QUICK=1 for the ~1 minute smoke version.
+Only loopback TCP and unix sockets in bench/out/ are used; every process
+started here or by the tools is killed at exit (PR_SET_PDEATHSIG as backstop).
+"""
+
+import argparse
+import atexit
+import ctypes
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import struct
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+
+FULL = dict(runs=5, rtt_n=20000, rtt_ecc=200, floor_n=20000, floor_ecc=200,
+            start_reps=20, exec_reps=40, mem_ks=(1, 20), scale_n=200, blob_n=200)
+QUICK = dict(runs=3, rtt_n=2000, rtt_ecc=20, floor_n=2000, floor_ecc=20,
+             start_reps=5, exec_reps=10, mem_ks=(1, 20), scale_n=50, blob_n=50)
+
+CMDS = [("getrandom", "GetRandom(16)"), ("pcrextend", "PCR_Extend(sha256)"),
+        ("cp-ecc", "CreatePrimary ECC P-256")]
+SERVERS = ["echo-block", "echo-epoll", "swtpm", "ours"]
+REGRESSION_PCT = 10.0
+
+# ----------------------------------------------------------------- processes
+
+_libc = ctypes.CDLL(None, use_errno=True)
+PR_SET_PDEATHSIG = 1
+_children = {}
+
+
+def _child_setup(cpu):
+    def setup():
+        _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+        if cpu is not None:
+            os.sched_setaffinity(0, {cpu})
+    return setup
+
+
+def spawn(argv, log, cpu=None):
+    """Starts a long-running server; killed at exit if still alive."""
+    with open(log, "wb") as f:
+        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=f,
+                             stderr=subprocess.STDOUT, preexec_fn=_child_setup(cpu))
+    _children[p.pid] = p
+    return p
+
+
+def kill(p):
+    if p.poll() is None:
+        p.kill()
+    p.wait()
+    _children.pop(p.pid, None)
+
+
+def kill_all():
+    for p in list(_children.values()):
+        kill(p)
+
+
+def _on_signal(sig, frame):
+    kill_all()
+    sys.exit(128 + sig)
+
+
+def pin(pid, cpu):
+    """Moves every thread of pid to cpu."""
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        try:
+            os.sched_setaffinity(int(tid), {cpu})
+        except OSError:
+            pass
+
+
+def cpu_busy(interval=0.1):
+    """Fraction of all CPUs busy over interval (from /proc/stat)."""
+    def sample():
+        with open("/proc/stat") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        idle = v[3] + v[4]
+        return sum(v[:8]) - idle, sum(v[:8])
+    b0, t0 = sample()
+    time.sleep(interval)
+    b1, t1 = sample()
+    return (b1 - b0) / max(1, t1 - t0)
+
+
+class Noise:
+    """Before each block of measurements: how busy the machine is with
+    other work (nothing of ours runs then); waits up to MAX_WAIT s for it
+    to drop below QUIET.  The log goes into the JSON."""
+    QUIET, MAX_WAIT = 0.10, 5.0
+
+    def __init__(self):
+        self.log = []
+
+    def settle(self, block):
+        t0 = time.monotonic()
+        busy = cpu_busy()
+        while busy > self.QUIET and time.monotonic() - t0 < self.MAX_WAIT:
+            time.sleep(0.4)
+            busy = cpu_busy()
+        self.log.append(dict(block=block, busy_pct=round(100 * busy, 1),
+                             waited_s=round(time.monotonic() - t0 - 0.1, 2)))
+
+    def summary(self):
+        if not self.log:
+            return "no samples"
+        b = sorted(x["busy_pct"] for x in self.log)
+        noisy = sum(1 for x in b if x > 100 * self.QUIET)
+        return (f"other load before blocks: median {statistics.median(b):.0f} %, max {b[-1]:.0f} % "
+                f"of all CPUs; {noisy} of {len(b)} blocks started above {100 * self.QUIET:.0f} %")
+
+
+class ToolError(Exception):
+    pass
+
+
+def run_tool(argv, timeout=300):
+    """Runs a bench tool; returns {name: record} of its JSON lines."""
+    try:
+        r = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True,
+                           timeout=timeout, preexec_fn=_child_setup(None))
+    except subprocess.TimeoutExpired:
+        raise ToolError(f"{os.path.basename(argv[0])} timed out after {timeout} s")
+    if r.returncode:
+        err = r.stderr.decode(errors="replace").strip().splitlines()
+        raise ToolError(err[-1] if err else f"{argv[0]} exited {r.returncode}")
+    out = {}
+    for line in r.stdout.decode().splitlines():
+        if line.startswith("{"):
+            rec = json.loads(line)
+            out[rec["name"]] = rec
+    return out
+
+
+def connect(addr):
+    if addr.startswith("tcp:"):
+        s = socket.create_connection(("127.0.0.1", int(addr[4:])), timeout=5)
+    else:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(5)
+        s.connect(addr[5:])
+    return s
+
+
+def wait_connectable(addr, proc, timeout=10.0):
+    end = time.monotonic() + timeout
+    while True:
+        try:
+            return connect(addr)
+        except OSError:
+            if proc.poll() is not None:
+                raise ToolError(f"server exited with {proc.returncode}")
+            if time.monotonic() > end:
+                raise ToolError(f"{addr} never accepted")
+            time.sleep(0.001)
+
+
+def recv_exact(s, n):
+    b = b""
+    while len(b) < n:
+        c = s.recv(n - len(b))
+        if not c:
+            raise ToolError("ctrl channel closed")
+        b += c
+    return b
+
+
+def free_port_pair():
+    """A port P with P and P+1 free on 127.0.0.1."""
+    for _ in range(100):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            p = s.getsockname()[1]
+        if p >= 65535:
+            continue
+        try:
+            with socket.socket() as a, socket.socket() as b:
+                a.bind(("127.0.0.1", p))
+                b.bind(("127.0.0.1", p + 1))
+            return p
+        except OSError:
+            continue
+    raise ToolError("no free TCP port pair")
+
+
+def log_tail(path):
+    try:
+        with open(path, errors="replace") as f:
+            lines = [ln.strip() for ln in f if ln.strip()]
+        return lines[-1] if lines else "(empty log)"
+    except OSError:
+        return "(no log)"
+
+
+class Daemon:
+    """One `BIN socket ...` instance run by this driver (round-trip tests)."""
+
+    def __init__(self, bin_, d, transport, ref, cpu):
+        shutil.rmtree(d, ignore_errors=True)
+        os.makedirs(f"{d}/state")
+        if ref:
+            shutil.copy(ref, f"{d}/state/tpm2-00.permall")
+        if transport == "tcp":
+            port = free_port_pair()
+            srv, ctl = f"type=tcp,port={port}", f"type=tcp,port={port + 1}"
+            self.data, self.ctrl = f"tcp:{port}", f"tcp:{port + 1}"
+        else:
+            srv, ctl = f"type=unixio,path={d}/data.sock", f"type=unixio,path={d}/ctrl.sock"
+            self.data, self.ctrl = f"unix:{d}/data.sock", f"unix:{d}/ctrl.sock"
+        self.log = f"{d}/daemon.log"
+        self.proc = spawn([bin_, "socket", "--tpm2", "--tpmstate", f"dir={d}/state",
+                           "--ctrl", ctl, "--server", srv,
+                           "--flags", "not-need-init,startup-clear"], self.log, cpu)
+        try:
+            with wait_connectable(self.ctrl, self.proc) as s:
+                s.sendall(struct.pack(">I", 1))     # CMD_GET_CAPABILITY
+                recv_exact(s, 8)
+        except (ToolError, OSError) as e:
+            self.stop()
+            raise ToolError(f"{e}: {log_tail(self.log)}")
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def stop(self):
+        if self.proc.poll() is None:
+            try:
+                with connect(self.ctrl) as s:
+                    s.sendall(struct.pack(">I", 3))     # CMD_SHUTDOWN
+                    recv_exact(s, 4)
+                self.proc.wait(timeout=5)
+            except (OSError, ToolError, subprocess.TimeoutExpired):
+                pass
+        kill(self.proc)
+
+
+class EchoServer:
+    def __init__(self, tool, mode, d, transport, cpu):
+        os.makedirs(d, exist_ok=True)
+        if transport == "tcp":
+            port = free_port_pair()
+            self.data, arg = f"tcp:{port}", ["-t", str(port)]
+        else:
+            self.data, arg = f"unix:{d}/echo.sock", ["-u", f"{d}/echo.sock"]
+        self.log = f"{d}/echo.log"
+        self.proc = spawn([tool, "-m", mode] + arg, self.log, cpu)
+        wait_connectable(self.data, self.proc).close()
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def stop(self):
+        kill(self.proc)
+
+
+# ------------------------------------------------------------------- results
+
+def fmt(v):
+    if v is None:
+        return "-"
+    a = abs(v)
+    if a >= 100:
+        return f"{v:.0f}"
+    if a >= 10:
+        return f"{v:.1f}"
+    if a >= 1:
+        return f"{v:.2f}"
+    return f"{v:.3f}"
+
+
+class Row:
+    def __init__(self, group, name, subject, unit, better, ratio_to, note):
+        self.group, self.name, self.subject, self.unit = group, name, subject, unit
+        self.better, self.ratio_to, self.note = better, list(ratio_to), note
+        self.medians, self.p99s, self.ns = [], [], []
+        self.failures = []
+
+    @property
+    def id(self):
+        return f"{self.group}/{self.name}/{self.subject}"
+
+    def add(self, median, p99=None, n=None):
+        self.medians.append(median)
+        if p99 is not None:
+            self.p99s.append(p99)
+        if n is not None:
+            self.ns.append(n)
+
+    def fail(self, reason):
+        self.failures.append(reason)
+
+    @property
+    def ok(self):
+        return bool(self.medians)
+
+    def stat(self, what):
+        if not self.medians:
+            return None
+        if what == "p99":
+            return statistics.median(self.p99s) if self.p99s else None
+        return {"min": min, "median": statistics.median, "max": max}[what](self.medians)
+
+    def reason(self):
+        if self.failures:
+            first = self.failures[0]
+            if self.ok:
+                return f"{len(self.failures)} run(s) failed: {first}"
+            return first
+        return None
+
+    def record(self, results):
+        rec = dict(id=self.id, group=self.group, name=self.name, subject=self.subject,
+                   unit=self.unit, better=self.better, runs=len(self.medians),
+                   n=self.ns[0] if self.ns else None,
+                   min=self.stat("min"), median=self.stat("median"),
+                   max=self.stat("max"), p99=self.stat("p99"),
+                   run_medians=self.medians, ratio_to=self.ratio_to,
+                   ratios={r: results.ratio(self, r) for r in self.ratio_to},
+                   status="ok" if self.ok else "n/a", reason=self.reason(), note=self.note)
+        return rec
+
+
+class Results:
+    GROUPS = {
+        "floor": "libtpms in-process (TPMLIB_Process, NVRAM in memory)",
+        "rtt": "data-channel round trip, one connection, median/p99 per command",
+        "cpu": "CPU time per GetRandom round trip (schedstat, all threads)",
+        "startup": "fork+exec until the instance answers (existing state = a copied "
+                   "permall; fresh = empty state dir)",
+        "memory": "per instance, /proc/PID/smaps_rollup, K instances at once; "
+                  "work = 100 GetRandom, 100 PCR_Extend, CreatePrimary ECC+RSA",
+        "state": "state blobs over one ctrl connection (VM migration path), "
+                 "daemon and client on one CPU",
+        "scale": "N instances forked back to back (unix sockets, existing state)",
+        "guest": "QEMU emulator backend, from a guest",
+    }
+
+    def __init__(self):
+        self.rows = {}
+        self.by_id = {}
+
+    def row(self, group, name, subject, unit, better="lower", ratio_to=(), note=""):
+        """The row (group, name, subject), created on first use; the table
+        shows rows in creation order."""
+        key = (group, name, subject)
+        if key not in self.rows:
+            r = Row(group, name, subject, unit, better, ratio_to, note)
+            self.rows[key] = r
+            self.by_id[r.id] = r
+        return self.rows[key]
+
+    def get(self, rid):
+        return self.by_id.get(rid)
+
+    def ratio(self, row, rid):
+        ref = self.get(rid)
+        if not row.ok or not ref or not ref.ok or not ref.stat("median"):
+            return None
+        return row.stat("median") / ref.stat("median")
+
+    def records(self):
+        return [r.record(self) for r in self.rows.values()]
+
+    def table(self):
+        out = []
+        hdr = f"{'name':<47} {'subject':<11} {'median':>8} {'min..max of run medians':>24} {'p99':>8}  unit  ratio"
+        groups = []
+        for r in self.rows.values():
+            if r.group not in groups:
+                groups.append(r.group)
+        for g in groups:
+            out.append("")
+            out.append(f"== {g}: {self.GROUPS.get(g, '')}")
+            out.append(hdr)
+            last = None
+            for r in self.rows.values():
+                if r.group != g:
+                    continue
+                name = r.name if r.name != last else ""
+                last = r.name
+                if not r.ok:
+                    out.append(f"{name:<47} {r.subject:<11} n/a ({r.reason() or 'not measured'})")
+                    continue
+                rng = f"{fmt(r.stat('min'))}..{fmt(r.stat('max'))}"
+                ratios = []
+                for rid in r.ratio_to:
+                    x = self.ratio(r, rid)
+                    if x is not None:
+                        ratios.append(f"{x:.2f}x {rid.rsplit('/', 1)[1]}")
+                extra = "; ".join(ratios)
+                if r.note:
+                    extra = (extra + "  " if extra else "") + f"({r.note})"
+                if r.failures:
+                    extra += f"  [{r.reason()}]"
+                out.append(f"{name:<47} {r.subject:<11} {fmt(r.stat('median')):>8} {rng:>24} "
+                           f"{fmt(r.stat('p99')):>8}  {r.unit:<4}  {extra}")
+        return "\n".join(out)
+
+
+# ---------------------------------------------------------------- the bench
+
+class Bench:
+    def __init__(self, args):
+        self.quick = os.environ.get("BENCH_QUICK", "") not in ("", "0")
+        self.cfg = QUICK if self.quick else FULL
+        self.build = os.path.abspath(os.path.join(ROOT, args.build))
+        self.tools = os.path.join(self.build, "bench")
+        self.out = os.path.join(HERE, "out", "run")
+        shutil.rmtree(self.out, ignore_errors=True)
+        os.makedirs(self.out)
+        self.res = Results()
+        cpus = sorted(os.sched_getaffinity(0))
+        self.cpu_a = cpus[-1]                           # client, and daemon "same-CPU"
+        self.cpu_b = cpus[-2] if len(cpus) > 1 else None  # daemon "cross-CPU"
+        self.subjects = {"swtpm": shutil.which("swtpm"),
+                         "ours": os.path.join(self.build, "vtpm-bridge")}
+        self.unavailable = {}
+        self.rsp_bytes = {}
+        self.ref = None
+        self.noise = Noise()
+
+    def tool(self, name):
+        return os.path.join(self.tools, name)
+
+    def log(self, msg):
+        print(f"[bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+    # -- set-up
+    def check_subjects(self):
+        if not self.subjects["swtpm"]:
+            self.unavailable["swtpm"] = "swtpm not installed"
+        ours = self.subjects["ours"]
+        if not os.access(ours, os.X_OK):
+            self.unavailable["ours"] = f"daemon not built: {os.path.relpath(ours, ROOT)} missing"
+        else:
+            # a snapshot: a rebuild during the run must not change the subject
+            snap = os.path.join(self.out, "bin", "vtpm-bridge")
+            os.makedirs(os.path.dirname(snap), exist_ok=True)
+            shutil.copy2(ours, snap)
+            self.subjects["ours"] = snap
+        # a reference state made by swtpm: every instance of both daemons
+        # starts from it, so both serve the same TPM (same seeds)
+        d = os.path.join(self.out, "ref")
+        try:
+            run_tool([self.tool("start"), "-b", self.subjects["swtpm"] or "swtpm",
+                      "-d", d, "-n", "1"], timeout=60)
+            self.ref = os.path.join(self.out, "ref.permall")
+            shutil.copy(f"{d}/state/tpm2-00.permall", self.ref)
+        except (ToolError, OSError) as e:
+            self.log(f"no reference state from swtpm ({e}); instances manufacture their own")
+        if "ours" not in self.unavailable:
+            try:
+                run_tool([self.tool("start"), "-b", ours, "-d",
+                          os.path.join(self.out, "smoke"), "-n", "1"]
+                         + (["-r", self.ref] if self.ref else []), timeout=60)
+            except ToolError as e:
+                self.unavailable["ours"] = f"daemon failed: {e}"
+        for s, why in self.unavailable.items():
+            self.log(f"{s}: n/a ({why})")
+
+    def subject_rows_na(self, rows, subject):
+        if subject in self.unavailable:
+            for r in rows:
+                if r.subject == subject and not r.failures:
+                    r.fail(self.unavailable[subject])
+            return True
+        return False
+
+    # -- floor
+    def floor_rows(self):
+        rs = {}
+        for cmd, label in CMDS:
+            rs[cmd] = self.res.row("floor", label, "libtpms", "us")
+        rs["init"] = self.res.row("floor", "MainInit + TPM2_Startup (new TPM)", "libtpms", "ms")
+        rs["init-ref"] = self.res.row("floor", "MainInit + TPM2_Startup (existing state)",
+                                      "libtpms", "ms")
+        return rs
+
+    def run_floor(self):
+        rs = self.floor_rows()
+        c = self.cfg
+        argv = [self.tool("tpmfloor"), "-P", str(self.cpu_a),
+                f"getrandom:{c['floor_n']}", f"pcrextend:{c['floor_n']}", f"cp-ecc:{c['floor_ecc']}"]
+        recs = run_tool(argv)
+        for cmd, _ in CMDS:
+            rec = recs[cmd]
+            rs[cmd].add(rec["median"], rec["p99"], rec["n"])
+            self.rsp_bytes[cmd] = rec["rsp_bytes"]
+        rs["init"].add(recs["init"]["value"] / 1000)
+        if self.ref:
+            recs = run_tool([self.tool("tpmfloor"), "-p", self.ref])
+            rs["init-ref"].add(recs["init"]["value"] / 1000)
+        else:
+            rs["init-ref"].fail("no reference state")
+
+    # -- round trips
+    def placements(self):
+        p = [("same-CPU", self.cpu_a)]
+        if self.cpu_b is not None:
+            p.append(("cross-CPU", self.cpu_b))
+        return p
+
+    def rtt_rows(self, transport, placement, cmd, label):
+        name = f"{transport} {placement} {label}"
+        fid = f"rtt/{name}/floor"
+        rows = {
+            "echo-block": self.res.row("rtt", name, "echo-block", "us"),
+            "echo-epoll": self.res.row("rtt", name, "echo-epoll", "us"),
+            "floor": self.res.row("rtt", name, "floor", "us", note="echo-epoll + libtpms"),
+            "swtpm": self.res.row("rtt", name, "swtpm", "us", ratio_to=[fid]),
+            "ours": self.res.row("rtt", name, "ours", "us",
+                                 ratio_to=[fid, f"rtt/{name}/swtpm"]),
+        }
+        return rows
+
+    def cpu_rows(self, transport, placement):
+        rows = {}
+        for who in ("daemon", "client"):
+            name = f"{transport} {placement} GetRandom: {who} CPU/cmd"
+            for s in SERVERS:
+                rt = [f"cpu/{name}/swtpm"] if s == "ours" else []
+                rows[(who, s)] = self.res.row("cpu", name, s, "us", ratio_to=rt)
+        return rows
+
+    def run_rtt(self, run, transport, server):
+        c = self.cfg
+        phases = [f"getrandom:{c['rtt_n']}", f"pcrextend:{c['rtt_n']}", f"cp-ecc:{c['rtt_ecc']}"]
+        d = os.path.join(self.out, f"rtt-{server}-{transport}")
+        rows = {pl: {cmd: self.rtt_rows(transport, pl, cmd, label) for cmd, label in CMDS}
+                for pl, _ in self.placements()}
+        cpurows = {pl: self.cpu_rows(transport, pl) for pl, _ in self.placements()}
+        allrows = [r[server] for pr in rows.values() for r in pr.values()] + \
+                  [r for pr in cpurows.values() for (w, s), r in pr.items() if s == server]
+        if server in ("swtpm", "ours") and self.subject_rows_na(allrows, server):
+            return
+        try:
+            if server.startswith("echo-"):
+                srv = EchoServer(self.tool("echosrv"), server[5:], d, transport, self.cpu_a)
+                argv_extra = ["-E"]
+                phases = [f"{p}:{self.rsp_bytes[p.split(':')[0]]}" for p in phases]
+            else:
+                srv = Daemon(self.subjects[server], d, transport, self.ref, self.cpu_a)
+                argv_extra = []
+        except (ToolError, OSError) as e:
+            for r in allrows:
+                r.fail(str(e))
+            return
+        try:
+            for pl, dcpu in self.placements():
+                pin(srv.pid, dcpu)
+                try:
+                    recs = run_tool([self.tool("rtt"), "-a", srv.data, "-P", str(self.cpu_a),
+                                     "-S", str(srv.pid)] + argv_extra + phases)
+                except ToolError as e:
+                    for r in rows[pl].values():
+                        r[server].fail(str(e))
+                    for (w, s), r in cpurows[pl].items():
+                        if s == server:
+                            r.fail(str(e))
+                    continue
+                for cmd, _ in CMDS:
+                    rec = recs[cmd]
+                    rows[pl][cmd][server].add(rec["median"], rec["p99"], rec["n"])
+                gr = recs["getrandom"]
+                cpurows[pl][("daemon", server)].add(gr["server_cpu"])
+                cpurows[pl][("client", server)].add(gr["client_cpu"])
+        finally:
+            srv.stop()
+
+    def derive_floor_rtt(self):
+        """floor = echo-epoll + libtpms, run by run."""
+        for (g, name, s), r in list(self.res.rows.items()):
+            if g != "rtt" or s != "floor":
+                continue
+            label = name.split(" ", 2)[2]
+            ep = self.res.rows[(g, name, "echo-epoll")]
+            lt = self.res.rows[("floor", label, "libtpms")]
+            if not ep.ok or not lt.ok:
+                r.fail("echo-epoll or libtpms floor missing")
+                continue
+            for i in range(min(len(ep.medians), len(lt.medians))):
+                p99 = ep.p99s[i] + lt.p99s[i] if i < len(ep.p99s) and i < len(lt.p99s) else None
+                r.add(ep.medians[i] + lt.medians[i], p99)
+
+    # -- start-up
+    def startup_rows(self):
+        R, rows = self.res, {}
+        for cfg, title in (("existing", "existing state"), ("fresh", "fresh state"),
+                           ("tcp", "existing state, TCP")):
+            for fig, what in (("ctrl_caps", "GET_CAPABILITY answered"),
+                              ("first_cmd", "first GetRandom answered")):
+                name = f"{what}, {title}"
+                if fig == "first_cmd" and cfg in ("existing", "fresh"):
+                    rows[(cfg, fig, "floor")] = R.row(
+                        "startup", name, "floor", "ms",
+                        note="exec tpmfloor: link libtpms + MainInit + Startup + exit")
+                for s in ("swtpm", "ours"):
+                    rt = [f"startup/{name}/swtpm"] if s == "ours" else []
+                    rows[(cfg, fig, s)] = R.row("startup", name, s, "ms", ratio_to=rt)
+        for s in ("swtpm", "ours"):
+            rt = ["startup/CMD_SHUTDOWN -> exit/swtpm"] if s == "ours" else []
+            rows[("existing", "shutdown_exit", s)] = R.row("startup", "CMD_SHUTDOWN -> exit", s,
+                                                           "ms", ratio_to=rt)
+        rows["true"] = R.row("startup", "exec /bin/true (fork+exec+exit)", "floor", "ms")
+        rows["link"] = R.row("startup", "exec + link libtpms, libcrypto (tpmfloor -x)", "floor",
+                             "ms")
+        return rows
+
+    def run_startup(self, run):
+        rows = self.startup_rows()
+        n = str(self.cfg["start_reps"])
+        ex = [self.tool("start"), "-e", "-n", str(self.cfg["exec_reps"]), "--"]
+        for key, argv in (("true", ["/bin/true"]), ("link", [self.tool("tpmfloor"), "-x"]),
+                          (("fresh", "first_cmd", "floor"), [self.tool("tpmfloor")]),
+                          (("existing", "first_cmd", "floor"),
+                           [self.tool("tpmfloor")] + (["-p", self.ref] if self.ref else []))):
+            try:
+                rec = run_tool(ex + argv)["exec_exit"]
+                rows[key].add(rec["median"] / 1000, rec["p99"] / 1000, rec["n"])
+            except ToolError as e:
+                rows[key].fail(str(e))
+        for s in ("swtpm", "ours"):
+            mine = [r for k, r in rows.items() if isinstance(k, tuple) and k[2] == s]
+            if self.subject_rows_na(mine, s):
+                continue
+            for cfg in ("existing", "fresh", "tcp"):
+                argv = [self.tool("start"), "-b", self.subjects[s], "-n", n,
+                        "-d", os.path.join(self.out, f"start-{s}-{cfg}")]
+                if cfg == "fresh":
+                    argv.append("-F")
+                elif self.ref:
+                    argv += ["-r", self.ref]
+                if cfg == "tcp":
+                    argv += ["-t", str(free_port_pair())]
+                figs = ["ctrl_caps", "first_cmd"] + (["shutdown_exit"] if cfg == "existing" else [])
+                try:
+                    recs = run_tool(argv, timeout=120)
+                except ToolError as e:
+                    for f in figs:
+                        rows[(cfg, f, s)].fail(str(e))
+                    continue
+                for f in figs:
+                    rec = recs[f]
+                    rows[(cfg, f, s)].add(rec["median"] / 1000, rec["p99"] / 1000, rec["n"])
+
+    # -- memory
+    def mem_rows(self, k):
+        rows = {}
+        for phase, title in (("mem_idle", "idle"), ("mem_work", "after work")):
+            for fig, label in (("rss", "RSS"), ("pss", "PSS"), ("pdirty", "Private_Dirty")):
+                name = f"K={k} {title} {label}"
+                for s in ("swtpm", "ours"):
+                    rt = [f"memory/{name}/swtpm"] if s == "ours" else []
+                    rows[(phase, fig, s)] = self.res.row("memory", name, s, "kB", ratio_to=rt)
+        return rows
+
+    def run_memory(self, run):
+        for k in self.cfg["mem_ks"]:
+            rows = self.mem_rows(k)
+            for s in ("swtpm", "ours"):
+                mine = [r for key, r in rows.items() if key[2] == s]
+                if self.subject_rows_na(mine, s):
+                    continue
+                argv = [self.tool("many"), "-b", self.subjects[s], "-k", str(k), "-W",
+                        "-d", os.path.join(self.out, f"mem-{s}")]
+                if self.ref:
+                    argv += ["-r", self.ref]
+                try:
+                    recs = run_tool(argv, timeout=300)
+                except ToolError as e:
+                    for r in mine:
+                        r.fail(str(e))
+                    continue
+                for (phase, fig, subj), r in rows.items():
+                    if subj == s:
+                        r.add(recs[phase][fig])
+
+    # -- state blobs
+    STATE_FIGS = [("get_perm", "GET_STATEBLOB permanent"), ("get_vol", "GET_STATEBLOB volatile"),
+                  ("save", "save: both GETs"), ("stop", "STOP"),
+                  ("set_perm", "SET_STATEBLOB permanent"), ("set_vol", "SET_STATEBLOB volatile"),
+                  ("init", "INIT"), ("restore", "restore: STOP + 2 SET + INIT"),
+                  ("first_cmd", "first GetRandom after restore")]
+
+    def run_state(self, run):
+        rows = {}
+        for fig, label in self.STATE_FIGS:
+            for s in ("swtpm", "ours"):
+                rt = [f"state/{label}/swtpm"] if s == "ours" else []
+                rows[(fig, s)] = self.res.row("state", label, s, "us", ratio_to=rt)
+        for s in ("swtpm", "ours"):
+            mine = [r for key, r in rows.items() if key[1] == s]
+            if self.subject_rows_na(mine, s):
+                continue
+            argv = [self.tool("blob"), "-b", self.subjects[s], "-n", str(self.cfg["blob_n"]),
+                    "-P", str(self.cpu_a), "-d", os.path.join(self.out, f"blob-{s}")]
+            if self.ref:
+                argv += ["-r", self.ref]
+            try:
+                recs = run_tool(argv, timeout=300)
+            except ToolError as e:
+                for r in mine:
+                    r.fail(str(e))
+                continue
+            for fig, _ in self.STATE_FIGS:
+                rec = recs[fig]
+                rows[(fig, s)].add(rec["median"], rec["p99"], rec["n"])
+            for r in mine:
+                r.note = f"blobs {recs['get_perm']['perm_bytes']} + {recs['get_perm']['vol_bytes']} B"
+
+    # -- N instances
+    def run_scale(self, run):
+        n = self.cfg["scale_n"]
+        rows = {}
+        for fig, label, unit in (("all_ctrl", "all answer GET_CAPABILITY", "ms"),
+                                 ("all_ready", "all answer GetRandom", "ms"),
+                                 ("pss_sum", "total PSS", "MB"),
+                                 ("pdirty_sum", "total Private_Dirty", "MB")):
+            name = f"N={n} {label}"
+            for s in ("swtpm", "ours"):
+                rt = [f"scale/{name}/swtpm"] if s == "ours" else []
+                rows[(fig, s)] = self.res.row("scale", name, s, unit, ratio_to=rt)
+        for s in ("swtpm", "ours"):
+            mine = [r for key, r in rows.items() if key[1] == s]
+            if self.subject_rows_na(mine, s):
+                continue
+            argv = [self.tool("many"), "-b", self.subjects[s], "-k", str(n),
+                    "-d", os.path.join(self.out, f"scale-{s}")]
+            if self.ref:
+                argv += ["-r", self.ref]
+            try:
+                recs = run_tool(argv, timeout=300)
+            except ToolError as e:
+                for r in mine:
+                    r.fail(str(e))
+                continue
+            rows[("all_ctrl", s)].add(recs["all_ctrl"]["value"] / 1000)
+            rows[("all_ready", s)].add(recs["all_ready"]["value"] / 1000)
+            rows[("pss_sum", s)].add(recs["mem_idle"]["pss_sum"] / 1024)
+            rows[("pdirty_sum", s)].add(recs["mem_idle"]["pdirty_sum"] / 1024)
+
+    def guest_rows(self):
+        r = self.res.row("guest", "tpm2_getrandom in a guest -> QEMU -> daemon", "-", "us")
+        r.fail("not measured (needs tests/vm)")
+
+    # -- the whole run
+    def run(self):
+        c = self.cfg
+        self.log(f"{'quick' if self.quick else 'full'} run: {c['runs']} runs; client CPU "
+                 f"{self.cpu_a}, cross-CPU daemon on CPU {self.cpu_b}; work dir "
+                 f"{os.path.relpath(self.out, ROOT)}")
+        self.check_subjects()
+        t0 = time.monotonic()
+        self.load0 = open("/proc/loadavg").read().split()[:3]
+        for run in range(c["runs"]):
+            def block(what, fn, *a):
+                self.log(f"run {run + 1}/{c['runs']}: {what}")
+                self.noise.settle(f"{run + 1}: {what}")
+                fn(*a)
+            block("libtpms floor", self.run_floor)
+            for transport in ("unix", "tcp"):
+                for server in SERVERS:
+                    block(f"round trips, {transport}, {server}", self.run_rtt, run, transport,
+                          server)
+            block("start-up", self.run_startup, run)
+            block("memory", self.run_memory, run)
+            block("state blobs", self.run_state, run)
+            block(f"{c['scale_n']} instances", self.run_scale, run)
+        self.derive_floor_rtt()
+        self.guest_rows()
+        self.elapsed = time.monotonic() - t0
+        self.load1 = open("/proc/loadavg").read().split()[:3]
+
+
+# ------------------------------------------------------------------ targets
+
+def targets(res, bench):
+    out = []
+
+    def t(text, lhs, rhs, factor=1.0, const=None, unit=""):
+        a = res.get(lhs)
+        b = res.get(rhs) if rhs else None
+        rec = dict(target=text, lhs=lhs, rhs=rhs, factor=factor, const=const)
+        if not a or not a.ok:
+            rec.update(status="n/a", reason=(a.reason() if a else "no such row") or "not measured")
+        elif rhs and (not b or not b.ok):
+            rec.update(status="n/a", reason=(b.reason() if b else "no such row") or "not measured")
+        else:
+            lv = a.stat("median")
+            rv = const if const is not None else factor * b.stat("median")
+            rec.update(lhs_value=lv, rhs_value=rv, status="met" if lv <= rv else "not met")
+        out.append(rec)
+
+    for tr in ("unix", "tcp"):
+        for _, label in CMDS:
+            same, cross = f"rtt/{tr} same-CPU {label}", f"rtt/{tr} cross-CPU {label}"
+            t(f"RTT {tr} same-CPU {label} <= 1.05 x floor (echo-epoll + libtpms)",
+              f"{same}/ours", f"{same}/floor", 1.05)
+            t(f"RTT {tr} same-CPU {label} <= swtpm", f"{same}/ours", f"{same}/swtpm")
+            t(f"RTT {tr} cross-CPU {label} <= swtpm", f"{cross}/ours", f"{cross}/swtpm")
+    for st in ("existing state", "fresh state"):
+        n = f"startup/first GetRandom answered, {st}"
+        t(f"start-up to ready (first GetRandom), {st} <= 0.5 x swtpm", f"{n}/ours",
+          f"{n}/swtpm", 0.5)
+        n = f"startup/GET_CAPABILITY answered, {st}"
+        t(f"start-up to ctrl answering, {st} <= 0.5 x swtpm", f"{n}/ours", f"{n}/swtpm", 0.5)
+    for k in bench.cfg["mem_ks"]:
+        n = f"memory/K={k} idle Private_Dirty"
+        t(f"idle Private_Dirty per instance (K={k}) <= 0.5 x swtpm", f"{n}/ours",
+          f"{n}/swtpm", 0.5)
+    n = bench.cfg["scale_n"]
+    t(f"{n} instances: total PSS <= 0.6 x swtpm", f"scale/N={n} total PSS/ours",
+      f"scale/N={n} total PSS/swtpm", 0.6)
+    t(f"{n} instances: all answer GetRandom within 1 s", f"scale/N={n} all answer GetRandom/ours",
+      None, const=1000.0)
+    t("through QEMU: no more than the path's own cost", "guest/tpm2_getrandom in a guest -> "
+      "QEMU -> daemon/-", None, const=0)
+    return out
+
+
+def format_targets(ts):
+    lines = []
+    for x in ts:
+        if x["status"] == "n/a":
+            lines.append(f"  {x['target']}: n/a ({x['reason']})")
+        else:
+            lines.append(f"  {x['target']}: {fmt(x['lhs_value'])} vs {fmt(x['rhs_value'])} "
+                         f"-> {x['status']}")
+    return "\n".join(lines)
+
+
+# -------------------------------------------------------------- regressions
+
+def machine_name():
+    model = "unknown-cpu"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    model = re.sub(r"\((r|tm)\)", "", model.lower())
+    model = re.sub(r"[^a-z0-9]+", "-", model).strip("-")
+    return f"{model}-{os.cpu_count()}cpu"
+
+
+def previous(relpath):
+    """The last committed version of relpath: (commit, data) or (None, None)."""
+    try:
+        commit = subprocess.run(["git", "-C", ROOT, "log", "-1", "--format=%h", "--", relpath],
+                                capture_output=True, text=True, check=True).stdout.strip()
+        if not commit:
+            return None, None
+        data = subprocess.run(["git", "-C", ROOT, "show", f"{commit}:{relpath}"],
+                              capture_output=True, text=True, check=True).stdout
+        return commit, json.loads(data)
+    except (subprocess.CalledProcessError, ValueError, OSError):
+        return None, None
+
+
+def regressions(records, prev):
+    """Rows worse by > REGRESSION_PCT % whose median also lies beyond the
+    min..max of the previous run medians."""
+    old = {r["id"]: r for r in prev.get("rows", [])}
+    flagged = []
+    for r in records:
+        o = old.get(r["id"])
+        if r["status"] != "ok" or not o or o.get("status") != "ok" or not o.get("median"):
+            continue
+        if r["better"] == "lower":
+            worse = r["median"] > o["median"] * (1 + REGRESSION_PCT / 100) and r["median"] > o["max"]
+        else:
+            worse = r["median"] < o["median"] * (1 - REGRESSION_PCT / 100) and r["median"] < o["min"]
+        if worse:
+            flagged.append(dict(id=r["id"], old=o["median"], old_min=o["min"], old_max=o["max"],
+                                new=r["median"], unit=r["unit"],
+                                pct=100.0 * (r["median"] / o["median"] - 1)))
+    return flagged
+
+
+# --------------------------------------------------------------------- main
+
+def versions():
+    v = {}
+    for pkg in ("swtpm", "libtpms0"):
+        try:
+            v[pkg] = subprocess.run(["dpkg-query", "-W", "-f=${Version}", pkg],
+                                    capture_output=True, text=True).stdout.strip() or None
+        except OSError:
+            v[pkg] = None
+    try:
+        v["vtpm-bridge"] = subprocess.run(["git", "-C", ROOT, "describe", "--always", "--dirty"],
+                                          capture_output=True, text=True).stdout.strip()
+    except OSError:
+        v["vtpm-bridge"] = None
+    return v
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--build", default="build", help="build directory (default: build)")
+    args = ap.parse_args()
+    atexit.register(kill_all)
+    for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, _on_signal)
+
+    b = Bench(args)
+    b.run()
+    res = b.res
+    records = res.records()
+    ts = targets(res, b)
+
+    # the committed full result of this machine is the reference for both
+    # modes; a quick run writes its JSON outside git (bench/out/)
+    rel = f"bench/results/{machine_name()}.json"
+    dest = f"bench/out/{machine_name()}-quick.json" if b.quick else rel
+    commit, prev = previous(rel)
+    flagged = regressions(records, prev) if prev else []
+    if prev:
+        ts.append(dict(target=f"no regressions vs {commit}", status="met" if not flagged else
+                       "not met", lhs_value=len(flagged), rhs_value=0))
+    else:
+        ts.append(dict(target="no regressions", status="n/a",
+                       reason=f"no committed {rel} to compare with"))
+
+    print(f"vtpm-bridge benchmark ({'BENCH_QUICK' if b.quick else 'full'}): {machine_name()}, "
+          f"{os.uname().release}; swtpm {versions().get('swtpm')}; {b.cfg['runs']} runs per "
+          f"figure; {b.elapsed:.0f} s; loadavg {' '.join(b.load0)} -> {' '.join(b.load1)}")
+    print(b.noise.summary())
+    print("median = median of the run medians; min..max = spread of the run medians; "
+          "p99 = median of the run p99s")
+    print(res.table())
+    print("\n== targets (issue 6)")
+    print(format_targets(ts))
+    print("\n== regressions (> %d %% worse and beyond the previous min..max)" % REGRESSION_PCT)
+    if not prev:
+        print(f"  nothing to compare with: no committed {rel}")
+    elif not flagged:
+        print(f"  none against {rel} at {commit}")
+    else:
+        for f in flagged:
+            print(f"  REGRESSION {f['id']}: {fmt(f['old'])} -> {fmt(f['new'])} {f['unit']} "
+                  f"({f['pct']:+.0f} %; previous runs {fmt(f['old_min'])}..{fmt(f['old_max'])})")
+
+    doc = dict(schema=1, machine=dict(name=machine_name(), kernel=os.uname().release,
+                                      cpus=os.cpu_count(), client_cpu=b.cpu_a,
+                                      cross_cpu=b.cpu_b),
+               mode="quick" if b.quick else "full", config={k: v for k, v in b.cfg.items()},
+               date=time.strftime("%Y-%m-%dT%H:%M:%S%z"), versions=versions(),
+               elapsed_s=round(b.elapsed, 1), loadavg=dict(start=b.load0, end=b.load1),
+               noise=b.noise.log, unavailable=b.unavailable, rows=records, targets=ts, regressions=flagged,
+               compared_with=commit)
+    os.makedirs(os.path.dirname(os.path.join(ROOT, dest)), exist_ok=True)
+    with open(os.path.join(ROOT, dest), "w") as f:
+        json.dump(doc, f, indent=1)
+        f.write("\n")
+    print(f"\nwrote {dest}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
