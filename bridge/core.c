@@ -18,14 +18,18 @@
 #define TPM_ORD_SET_LOCALITY	0x20001000u	/* vendor command of the vtpm-proxy driver */
 #define BLOB_IN_LIMIT		(1u << 20)	/* a TPM 2 permall is a few KiB; refuse more than 1 MiB */
 #define LOCK_RETRY_MSEC		10
+#define DEFAULT_MAX_COMMAND	4096		/* libtpms 0.9's buffer, until libtpms says */
 
-/* Work waiting for the TPM: a command or a serialized control operation. */
+/* Work waiting for the TPM: a command, a serialized control operation, or the start. */
 struct core_work {
 	struct core_work *next;
 	struct core_client *client;
 	void *arg;
 	core_cmd_done *cmd_done;	/* a TPM command, or */
-	core_ctrl_done *ctrl_done;	/* a control operation */
+	core_ctrl_done *ctrl_done;	/* a control operation, or */
+	bool start;			/* load libtpms (and start the TPM): core_start() */
+	bool init;			/* start: INIT it too */
+	int startup_type;		/* start: Startup after INIT, or < 0 */
 	uint8_t locality;		/* the client's when it was submitted */
 	struct core_ctrl_req req;	/* control: req.data points into buf */
 	size_t len;
@@ -57,6 +61,7 @@ struct core {
 	bool worker_quit;
 	const uint8_t *worker_resp;
 	size_t worker_resp_len;
+	int worker_ret;			/* of a start job */
 	struct loop_watch worker_done;	/* eventfd: the worker finished */
 	struct core_work *running;	/* the job on the worker, as the loop sees it */
 
@@ -74,6 +79,25 @@ static uint32_t get_be32(const uint8_t *p)
 
 /* ---- the worker thread ---- */
 
+/* The start job: runs on the worker, so the loop answers while libtpms loads. */
+static int core_do_start(struct core *core, const struct core_work *job)
+{
+	uint32_t rc;
+	int ret = emu_load(core->emu);
+
+	if (ret < 0 || !job->init)
+		return ret;
+	rc = emu_start(core->emu, false);
+	if (rc != PTM_RES_SUCCESS)
+		return -EIO;
+	if (job->startup_type >= 0) {
+		rc = emu_startup(core->emu, (enum emu_startup)job->startup_type);
+		if (rc != 0)
+			log_warn("TPM Startup at start-up returned 0x%x", rc);
+	}
+	return 0;
+}
+
 static void *core_worker_main(void *opaque)
 {
 	struct core *core = opaque;
@@ -90,8 +114,11 @@ static void *core_worker_main(void *opaque)
 		job = core->worker_job;
 		pthread_mutex_unlock(&core->lock);
 
-		emu_process(core->emu, job->buf, job->len, job->locality,
-			    &core->worker_resp, &core->worker_resp_len);
+		if (job->start)
+			core->worker_ret = core_do_start(core, job);
+		else
+			emu_process(core->emu, job->buf, job->len, job->locality,
+				    &core->worker_resp, &core->worker_resp_len);
 
 		pthread_mutex_lock(&core->lock);
 		core->worker_job = NULL;
@@ -119,6 +146,15 @@ static int core_worker_start(struct core *core)
 
 static void core_drain(struct core *core);
 
+static void core_worker_hand(struct core *core, struct core_work *w)
+{
+	core->running = w;
+	pthread_mutex_lock(&core->lock);
+	core->worker_job = w;
+	pthread_cond_signal(&core->cond);
+	pthread_mutex_unlock(&core->lock);
+}
+
 static void core_worker_finished(struct loop_watch *watch, uint32_t events)
 {
 	struct core *core = (struct core *)((char *)watch - offsetof(struct core, worker_done));
@@ -130,8 +166,17 @@ static void core_worker_finished(struct loop_watch *watch, uint32_t events)
 		return;
 	/* The worker is idle again: its response buffer is ours until the next command. */
 	core->running = NULL;
-	if (job->cmd_done)
+	if (job->start) {
+		if (core->worker_ret < 0) {
+			free(job);
+			if (core->cfg.on_fatal)
+				core->cfg.on_fatal(core->cfg.fatal_arg);
+			return;
+		}
+		core->max_command = emu_buffer_size(core->emu);
+	} else if (job->cmd_done) {
 		job->cmd_done(job->arg, core->worker_resp, core->worker_resp_len);
+	}
 	free(job);
 	core_drain(core);
 }
@@ -194,15 +239,17 @@ static void core_drain(struct core *core)
 		return;		/* a callback submitted more: the outer drain runs it */
 	core->draining = true;
 	while (!core->running && (w = core_pop(core))) {
-		if (w->ctrl_done) {
+		if (w->start && core_worker_start(core) == 0) {
+			core_worker_hand(core, w);
+			continue;
+		} else if (w->start) {
+			if (core->cfg.on_fatal)
+				core->cfg.on_fatal(core->cfg.fatal_arg);
+		} else if (w->ctrl_done) {
 			core_exec_ctrl(core, w->client, &w->req, w->ctrl_done, w->arg);
 		} else if (emu_running(core->emu) && emu_command_is_long(core->emu, w->buf, w->len) &&
 			   core_worker_start(core) == 0) {
-			core->running = w;
-			pthread_mutex_lock(&core->lock);
-			core->worker_job = w;
-			pthread_cond_signal(&core->cond);
-			pthread_mutex_unlock(&core->lock);
+			core_worker_hand(core, w);
 			continue;
 		} else {
 			core_run_cmd(core, w->client, w->buf, w->len, w->locality, w->cmd_done, w->arg);
@@ -565,7 +612,7 @@ int core_create(struct core **out, struct loop *loop, struct emu *emu, const str
 	core->loop = loop;
 	core->emu = emu;
 	core->cfg = *cfg;
-	core->max_command = emu_buffer_size(emu);
+	core->max_command = DEFAULT_MAX_COMMAND;
 	core->lock_timer.fd = -1;
 	pthread_mutex_init(&core->lock, NULL);
 	pthread_cond_init(&core->cond, NULL);
@@ -647,16 +694,19 @@ bool core_is_tpm2(const struct core *core)
 	return emu_is_tpm2(core->emu);
 }
 
-uint32_t core_start_now(struct core *core, int startup_type)
+void core_start(struct core *core, bool init, int startup_type)
 {
-	uint32_t rc = emu_start(core->emu, false);
+	struct core_work *w = core_work_new(NULL, NULL, 0, NULL);
 
-	if (rc != PTM_RES_SUCCESS || startup_type < 0)
-		return rc;
-	rc = emu_startup(core->emu, (enum emu_startup)startup_type);
-	if (rc != 0)
-		log_warn("TPM Startup at start-up returned 0x%x", rc);
-	return PTM_RES_SUCCESS;
+	if (!w) {
+		if (core->cfg.on_fatal)
+			core->cfg.on_fatal(core->cfg.fatal_arg);
+		return;
+	}
+	w->start = true;
+	w->init = init;
+	w->startup_type = startup_type;
+	core_enqueue(core, w);
 }
 
 void core_stop_tpm(struct core *core)

@@ -38,6 +38,9 @@ struct core_config {
 	/* CMD_SHUTDOWN was answered: the daemon should exit. */
 	void (*on_shutdown)(void *arg);
 	void *shutdown_arg;
+	/* core_start() failed (logged): the daemon cannot serve. */
+	void (*on_fatal)(void *arg);
+	void *fatal_arg;
 };
 
 int core_create(struct core **out, struct loop *loop, struct emu *emu, const struct core_config *cfg);
@@ -99,8 +102,13 @@ typedef void core_ctrl_done(void *arg, const struct core_ctrl_reply *reply);
  */
 void core_ctrl(struct core_client *client, const struct core_ctrl_req *req, core_ctrl_done *done, void *arg);
 
-/* --flags not-need-init,startup-*: INIT, then the TPM's Startup (-1: none). */
-uint32_t core_start_now(struct core *core, int startup_type);
+/*
+ * Queues the start, first in the FIFO: libtpms is loaded on the worker
+ * thread (and with `init`, for --flags not-need-init, the TPM started, then
+ * sent Startup of `startup_type` unless < 0), while the loop already answers
+ * GET_CAPABILITY.  Commands and control operations queue behind it.
+ */
+void core_start(struct core *core, bool init, int startup_type);
 /* Orderly end at process exit (SIGTERM): TPM2_Shutdown unless disabled, then stop. */
 void core_stop_tpm(struct core *core);
 

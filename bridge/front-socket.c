@@ -37,6 +37,7 @@
 #define DATA_DISCARD_MAX	(1u << 20)	/* skip an oversized command up to this; beyond, close */
 #define ACCEPT_PAUSE_MSEC	100
 #define LISTEN_BACKLOG		64
+#define CTRL_MAX_FDS		8	/* room for descriptors received at once; extra ones are closed */
 
 enum conn_kind { CONN_CTRL, CONN_DATA };
 
@@ -185,6 +186,34 @@ static void conn_consume(struct conn *c, size_t n)
 	c->in_len -= n;
 }
 
+/*
+ * Keeps the first descriptor that came with ctrl bytes (for CMD_SET_DATAFD)
+ * and closes every other one, so a peer cannot make us hold descriptors.
+ * (Descriptors beyond the control buffer were never installed: MSG_CTRUNC.)
+ */
+static void conn_take_fds(struct conn *c, struct msghdr *msg)
+{
+	for (struct cmsghdr *cmsg = CMSG_FIRSTHDR(msg); cmsg; cmsg = CMSG_NXTHDR(msg, cmsg)) {
+		size_t nfds;
+
+		if (cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS ||
+		    cmsg->cmsg_len < CMSG_LEN(0))
+			continue;
+		nfds = (cmsg->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		for (size_t i = 0; i < nfds; i++) {
+			int fd;
+
+			memcpy(&fd, CMSG_DATA(cmsg) + i * sizeof(int), sizeof(int));
+			if (c->passed_fd < 0)
+				c->passed_fd = fd;
+			else
+				close(fd);
+		}
+	}
+	if (msg->msg_flags & MSG_CTRUNC)
+		log_debug("ctrl connection: more descriptors than one; the rest were dropped");
+}
+
 /* Reads what is there; ctrl reads take an SCM_RIGHTS fd along. false on EOF or error. */
 static bool conn_read(struct conn *c)
 {
@@ -197,24 +226,15 @@ static bool conn_read(struct conn *c)
 	if (c->kind == CONN_CTRL) {
 		union {
 			struct cmsghdr align;
-			char buf[CMSG_SPACE(sizeof(int))];
+			char buf[CMSG_SPACE(CTRL_MAX_FDS * sizeof(int))];
 		} control;
 		struct iovec iov = { c->in + c->in_len, room };
 		struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1,
 				      .msg_control = control.buf, .msg_controllen = sizeof(control.buf) };
-		struct cmsghdr *cmsg;
 
 		n = recvmsg(c->watch.fd, &msg, MSG_CMSG_CLOEXEC);
-		for (cmsg = n > 0 ? CMSG_FIRSTHDR(&msg) : NULL; cmsg; cmsg = CMSG_NXTHDR(&msg, cmsg)) {
-			if (cmsg->cmsg_level != SOL_SOCKET || cmsg->cmsg_type != SCM_RIGHTS ||
-			    cmsg->cmsg_len != CMSG_LEN(sizeof(int)))
-				continue;
-			if (c->passed_fd >= 0)
-				close(c->passed_fd);
-			memcpy(&c->passed_fd, CMSG_DATA(cmsg), sizeof(int));
-		}
-		if (msg.msg_flags & MSG_CTRUNC)
-			log_debug("ctrl connection: dropped descriptors beyond the first");
+		if (n > 0)
+			conn_take_fds(c, &msg);
 	} else {
 		n = read(c->watch.fd, c->in + c->in_len, room);
 	}

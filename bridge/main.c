@@ -28,6 +28,7 @@
 
 struct daemon {
 	struct cli_config cfg;
+	int exit_status;
 	struct state_dir *state;
 	struct emu *emu;
 	struct loop *loop;
@@ -41,6 +42,14 @@ static void daemon_quit(void *arg)
 {
 	struct daemon *d = arg;
 
+	loop_quit(d->loop);
+}
+
+static void daemon_fatal(void *arg)
+{
+	struct daemon *d = arg;
+
+	d->exit_status = 1;
 	loop_quit(d->loop);
 }
 
@@ -231,6 +240,8 @@ static int daemon_run(struct daemon *d)
 		.reject_locality_4 = d->cfg.reject_locality_4,
 		.on_shutdown = daemon_quit,
 		.shutdown_arg = d,
+		.on_fatal = daemon_fatal,
+		.fatal_arg = d,
 	};
 	struct front_env env = { .cfg = &d->cfg, .quit = daemon_quit, .quit_arg = d };
 	int ret;
@@ -248,9 +259,6 @@ static int daemon_run(struct daemon *d)
 		log_err("cannot create the TPM core");
 		return 1;
 	}
-	/* With not-need-init the TPM starts now, so a locked state dir fails the start. */
-	if (d->cfg.not_need_init && core_start_now(d->core, d->cfg.startup) != 0)
-		return 1;
 	env.loop = d->loop;
 	env.core = d->core;
 	d->front_ops = &socket_front_ops;
@@ -265,13 +273,19 @@ static int daemon_run(struct daemon *d)
 	}
 	if (d->cfg.runas && drop_privileges(d->cfg.runas) < 0)
 		return 1;
+	/*
+	 * Only now load libtpms (and with not-need-init start the TPM, so a
+	 * state dir in use ends the process with status 1): the channels
+	 * already listen and answer meanwhile.
+	 */
+	core_start(d->core, d->cfg.not_need_init, d->cfg.startup);
 	log_info("serving a TPM %s from %s", d->cfg.tpm2 ? "2.0" : "1.2", d->cfg.state_dir);
 	ret = loop_run(d->loop);
 	if (ret < 0) {
 		log_errno(LOG_ERR, -ret, "event loop");
 		return 1;
 	}
-	return 0;
+	return d->exit_status;
 }
 
 static void daemon_cleanup(struct daemon *d)

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 #include "tpm.h"
 
+#include <dlfcn.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +27,7 @@
 
 struct emu {
 	struct emu_config cfg;
+	bool loaded;		/* libtpms loaded and its TPM version chosen */
 	bool running;
 	bool orderly;		/* the last command was a successful TPM2_Shutdown */
 	uint8_t locality;	/* of the command libtpms is running */
@@ -39,6 +41,51 @@ struct emu {
  * globals anyway: this is the one emu of the process.
  */
 static struct emu *emu_current;
+
+/*
+ * libtpms is loaded with dlopen() on the worker thread once the daemon
+ * listens: it pulls in libcrypto, whose loading would otherwise come before
+ * main() and delay the first answer on the control channel.
+ */
+#define LIBTPMS_SYMBOLS(X)						\
+	X(TPMLIB_ChooseTPMVersion) X(TPMLIB_RegisterCallbacks)		\
+	X(TPMLIB_MainInit) X(TPMLIB_Terminate) X(TPMLIB_Process)		\
+	X(TPMLIB_VolatileAll_Store) X(TPMLIB_CancelCommand)		\
+	X(TPMLIB_SetBufferSize) X(TPMLIB_GetInfo) X(TPMLIB_SetState)	\
+	X(TPMLIB_GetVersion) X(TPM_IO_Hash_Start) X(TPM_IO_Hash_Data)	\
+	X(TPM_IO_Hash_End) X(TPM_IO_TpmEstablished_Get)			\
+	X(TPM_IO_TpmEstablished_Reset)
+
+static struct {
+#define LIBTPMS_POINTER(name) __typeof__(name) *name;
+	LIBTPMS_SYMBOLS(LIBTPMS_POINTER)
+#undef LIBTPMS_POINTER
+	void *handle;
+} libtpms;
+
+static int libtpms_load(void)
+{
+	void *h;
+
+	if (libtpms.handle)
+		return 0;
+	h = dlopen("libtpms.so.0", RTLD_NOW | RTLD_LOCAL);
+	if (!h) {
+		log_err("cannot load libtpms: %s", dlerror());
+		return -ENOENT;
+	}
+#define LIBTPMS_RESOLVE(name)						\
+	libtpms.name = (__typeof__(name) *)dlsym(h, #name);		\
+	if (!libtpms.name) {						\
+		log_err("libtpms lacks %s", #name);			\
+		dlclose(h);						\
+		return -ENOENT;						\
+	}
+	LIBTPMS_SYMBOLS(LIBTPMS_RESOLVE)
+#undef LIBTPMS_RESOLVE
+	libtpms.handle = h;
+	return 0;
+}
 
 static uint32_t get_be32(const uint8_t *p)
 {
@@ -146,16 +193,30 @@ int emu_create(struct emu **out, const struct emu_config *cfg)
 
 	if (emu_current)
 		return -EBUSY;
-	if (TPMLIB_ChooseTPMVersion(cfg->tpm2 ? TPMLIB_TPM_VERSION_2 : TPMLIB_TPM_VERSION_1_2) != TPM_SUCCESS) {
-		log_err("libtpms does not support TPM %s", cfg->tpm2 ? "2.0" : "1.2");
-		return -ENOTSUP;
-	}
 	emu = calloc(1, sizeof(*emu));
 	if (!emu)
 		return -ENOMEM;
 	emu->cfg = *cfg;
 	emu_current = emu;
 	*out = emu;
+	return 0;
+}
+
+int emu_load(struct emu *emu)
+{
+	int ret;
+
+	if (emu->loaded)
+		return 0;
+	ret = libtpms_load();
+	if (ret < 0)
+		return ret;
+	if (libtpms.TPMLIB_ChooseTPMVersion(emu->cfg.tpm2 ? TPMLIB_TPM_VERSION_2 : TPMLIB_TPM_VERSION_1_2) !=
+	    TPM_SUCCESS) {
+		log_err("libtpms does not support TPM %s", emu->cfg.tpm2 ? "2.0" : "1.2");
+		return -ENOTSUP;
+	}
+	emu->loaded = true;
 	return 0;
 }
 
@@ -203,9 +264,9 @@ uint32_t emu_start(struct emu *emu, bool delete_volatile)
 			"(swtpm or vtpm-bridge)", state_dir_path(emu->cfg.state));
 		return PTM_RES_FAIL;
 	}
-	rc = TPMLIB_RegisterCallbacks(&emu_callbacks);
+	rc = libtpms.TPMLIB_RegisterCallbacks(&emu_callbacks);
 	if (rc == TPM_SUCCESS)
-		rc = TPMLIB_MainInit();
+		rc = libtpms.TPMLIB_MainInit();
 	if (rc != TPM_SUCCESS) {
 		log_err("TPM start-up from %s failed: libtpms error 0x%x",
 			state_dir_path(emu->cfg.state), rc);
@@ -249,7 +310,7 @@ void emu_stop(struct emu *emu)
 	if (emu->cfg.tpm2 && emu->cfg.auto_shutdown && !emu->orderly &&
 	    emu_tpm2_shutdown(emu, 1 /* SU_STATE */) != 0)
 		emu_tpm2_shutdown(emu, 0 /* SU_CLEAR */);
-	TPMLIB_Terminate();
+	libtpms.TPMLIB_Terminate();
 	emu->running = false;
 }
 
@@ -339,7 +400,7 @@ void emu_process(struct emu *emu, const uint8_t *cmd, size_t len, uint8_t locali
 	}
 	emu->locality = locality;
 	/* libtpms takes the command non-const but does not write it. */
-	rc = TPMLIB_Process(&emu->resp, &resp_size, &emu->resp_cap,
+	rc = libtpms.TPMLIB_Process(&emu->resp, &resp_size, &emu->resp_cap,
 			    (unsigned char *)(uintptr_t)cmd, (uint32_t)len);
 	if (rc != TPM_SUCCESS || resp_size < 10) {
 		emu_fail_response(emu, emu_not_running_rc(emu), resp, resp_len);
@@ -355,7 +416,7 @@ void emu_process(struct emu *emu, const uint8_t *cmd, size_t len, uint8_t locali
 void emu_cancel(struct emu *emu)
 {
 	(void)emu;
-	TPMLIB_CancelCommand();
+	libtpms.TPMLIB_CancelCommand();
 }
 
 /* ---- control operations ---- */
@@ -366,7 +427,7 @@ uint32_t emu_get_established(struct emu *emu, bool *bit)
 	TPM_RESULT rc;
 
 	(void)emu;
-	rc = TPM_IO_TpmEstablished_Get(&established);
+	rc = libtpms.TPM_IO_TpmEstablished_Get(&established);
 	*bit = established != FALSE;
 	return rc;
 }
@@ -378,7 +439,7 @@ uint32_t emu_reset_established(struct emu *emu, uint8_t locality)
 
 	/* libtpms checks the locality through the callback: 3 or 4 only. */
 	emu->locality = locality;
-	rc = TPM_IO_TpmEstablished_Reset();
+	rc = libtpms.TPM_IO_TpmEstablished_Reset();
 	emu->locality = saved;
 	return rc;
 }
@@ -386,7 +447,7 @@ uint32_t emu_reset_established(struct emu *emu, uint8_t locality)
 uint32_t emu_hash_start(struct emu *emu)
 {
 	(void)emu;
-	return TPM_IO_Hash_Start();
+	return libtpms.TPM_IO_Hash_Start();
 }
 
 uint32_t emu_hash_data(struct emu *emu, const uint8_t *data, size_t len)
@@ -394,13 +455,13 @@ uint32_t emu_hash_data(struct emu *emu, const uint8_t *data, size_t len)
 	(void)emu;
 	if (len > UINT32_MAX)
 		return PTM_RES_BAD_PARAMETER;
-	return TPM_IO_Hash_Data(data, (uint32_t)len);
+	return libtpms.TPM_IO_Hash_Data(data, (uint32_t)len);
 }
 
 uint32_t emu_hash_end(struct emu *emu)
 {
 	(void)emu;
-	return TPM_IO_Hash_End();
+	return libtpms.TPM_IO_Hash_End();
 }
 
 uint32_t emu_store_volatile(struct emu *emu)
@@ -409,7 +470,7 @@ uint32_t emu_store_volatile(struct emu *emu)
 	uint32_t len = 0;
 	TPM_RESULT rc;
 
-	rc = TPMLIB_VolatileAll_Store(&buf, &len);
+	rc = libtpms.TPMLIB_VolatileAll_Store(&buf, &len);
 	if (rc != TPM_SUCCESS)
 		return rc;
 	if (state_dir_store(emu->cfg.state, STATE_VOLATILE, buf, len) < 0)
@@ -421,7 +482,7 @@ uint32_t emu_store_volatile(struct emu *emu)
 uint32_t emu_set_buffersize(struct emu *emu, uint32_t wanted, uint32_t *size, uint32_t *min, uint32_t *max)
 {
 	(void)emu;
-	*size = TPMLIB_SetBufferSize(wanted, min, max);
+	*size = libtpms.TPMLIB_SetBufferSize(wanted, min, max);
 	return PTM_RES_SUCCESS;
 }
 
@@ -430,13 +491,14 @@ uint32_t emu_buffer_size(const struct emu *emu)
 	uint32_t min, max;
 
 	(void)emu;
-	return TPMLIB_SetBufferSize(0, &min, &max);
+	libtpms.TPMLIB_SetBufferSize(0, &min, &max);
+	return max;
 }
 
 char *emu_get_info(struct emu *emu, uint64_t flags)
 {
 	(void)emu;
-	return TPMLIB_GetInfo((enum TPMLIB_InfoFlags)flags);
+	return libtpms.TPMLIB_GetInfo((enum TPMLIB_InfoFlags)flags);
 }
 
 static enum TPMLIB_StateType emu_state_type(uint32_t type)
@@ -464,7 +526,7 @@ uint32_t emu_get_blob(struct emu *emu, uint32_t type, uint32_t req_flags, uint8_
 	if (type < PTM_BLOB_TYPE_PERMANENT || type > PTM_BLOB_TYPE_SAVESTATE)
 		return PTM_RES_FAIL;
 	if (type == PTM_BLOB_TYPE_VOLATILE) {
-		if (TPMLIB_VolatileAll_Store(&payload, &vol_len) != TPM_SUCCESS)
+		if (libtpms.TPMLIB_VolatileAll_Store(&payload, &vol_len) != TPM_SUCCESS)
 			return PTM_RES_FAIL;
 		payload_len = vol_len;
 		/* The TPM's volatile state is moving away; a stale file must not be resumed later. */
@@ -502,7 +564,7 @@ uint32_t emu_set_blob(struct emu *emu, uint32_t type, uint32_t req_flags, const 
 			return PTM_RES_BAD_PARAMETER;
 		}
 	}
-	rc = TPMLIB_SetState(emu_state_type(type), payload, (uint32_t)payload_len);
+	rc = libtpms.TPMLIB_SetState(emu_state_type(type), payload, (uint32_t)payload_len);
 	if (rc != TPM_SUCCESS)
 		log_debug("libtpms rejected a state blob of type %u: 0x%x", type, rc);
 	return rc;
@@ -530,8 +592,11 @@ int emu_list_states(struct state_dir *dir, struct emu_state_info out[3], size_t 
 const char *emu_libtpms_version(void)
 {
 	static char version[16];
-	uint32_t v = TPMLIB_GetVersion();
+	uint32_t v;
 
+	if (libtpms_load() < 0)
+		return "not found";
+	v = libtpms.TPMLIB_GetVersion();
 	snprintf(version, sizeof(version), "%u.%u.%u", v >> 16, (v >> 8) & 0xff, v & 0xff);
 	return version;
 }

@@ -29,7 +29,10 @@ struct emu_config {
 	bool auto_shutdown;		/* TPM2_Shutdown before a disorderly stop */
 };
 
+/* Cheap: touches neither libtpms nor the disk. */
 int emu_create(struct emu **out, const struct emu_config *cfg);
+/* Loads libtpms and chooses the TPM version: before any other call that needs libtpms. */
+int emu_load(struct emu *emu);
 void emu_destroy(struct emu *emu);	/* stops a running TPM first */
 
 bool emu_running(const struct emu *emu);
@@ -76,7 +79,7 @@ uint32_t emu_hash_end(struct emu *emu);
 uint32_t emu_store_volatile(struct emu *emu);
 /* wanted 0 queries. */
 uint32_t emu_set_buffersize(struct emu *emu, uint32_t wanted, uint32_t *size, uint32_t *min, uint32_t *max);
-/* The largest command the data path must accept. */
+/* The largest command the data path must accept: the buffer's maximum, whatever size is set. */
 uint32_t emu_buffer_size(const struct emu *emu);
 /* malloc'ed JSON string, NULL on failure. */
 char *emu_get_info(struct emu *emu, uint64_t flags);
@@ -98,7 +101,7 @@ struct emu_state_info {
 };
 int emu_list_states(struct state_dir *dir, struct emu_state_info out[3], size_t *n);
 
-/* The libtpms version as "0.9.2" and the TPM spec family, for --version / capabilities. */
+/* The libtpms version as "0.9.2", for --version. */
 const char *emu_libtpms_version(void);
 
 #endif
