@@ -273,6 +273,26 @@ class Conn:
                 return buf, True
             buf += chunk
 
+    def recv_upto(self, n, timeout):
+        """Up to n bytes: returns early on n bytes or EOF: (bytes, closed)."""
+        buf = b''
+        end = time.monotonic() + timeout
+        while len(buf) < n:
+            left = end - time.monotonic()
+            if left <= 0:
+                return buf, False
+            self.sock.settimeout(left)
+            try:
+                chunk = self.sock.recv(n - len(buf))
+            except socket.timeout:
+                return buf, False
+            except ConnectionResetError:
+                return buf, True
+            if not chunk:
+                return buf, True
+            buf += chunk
+        return buf, False
+
     def no_more(self, timeout=0.2):
         """Fails if any byte arrives within timeout (EOF is fine)."""
         extra, closed = self.recv_any(timeout)
@@ -516,16 +536,21 @@ class Daemon:
         return out
 
     def expect_fds(self, baseline, what, tag='fd-leak'):
-        """Waits up to 2 s for the fd count to return to `baseline`."""
-        end = time.monotonic() + 2.0
+        """Waits up to 1 s for the fd count to return to `baseline`."""
+        end = time.monotonic() + 1.0
         while True:
             n = self.fd_count()
             if n == baseline or time.monotonic() > end:
                 break
             time.sleep(0.05)
         if n != baseline:
-            extra = ', '.join(sorted(set(self.fd_targets().values())))[:300]
-            raise Fail('fd count %d -> %d after %s (open: %s)' % (baseline, n, what, extra), tag)
+            kinds = {}
+            for t in self.fd_targets().values():
+                k = re.sub(r':\[\d+\]$', '', t)
+                k = os.path.basename(k) if k.startswith('/') else k
+                kinds[k] = kinds.get(k, 0) + 1
+            extra = ', '.join('%s%s' % ('%dx ' % v if v > 1 else '', k) for k, v in sorted(kinds.items()))
+            raise Fail('fd count %d -> %d after %s (open now: %s)' % (baseline, n, what, extra), tag)
 
     # -- clients
     def ctrl(self, timeout=5.0):

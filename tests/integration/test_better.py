@@ -315,3 +315,47 @@ def _da_exit(ctx):
 def _da_optout(ctx):
     n = da_reset(ctx, 'not-need-init,startup-clear,disable-auto-shutdown')
     check(n == 1, 'with disable-auto-shutdown the abrupt reset should count (as swtpm 0.7.1): counter %d' % n)
+
+
+# ------------------------------------------------------------ ctrl compatibility (pass on both)
+
+@test('ctrl/set-locality-1-byte')
+def _loc1(ctx):
+    """tpm2-tss sends SET_LOCALITY with a 1-byte payload."""
+    d = ctx.start()
+    with d.ctrl() as c:
+        c.send(struct.pack('>IB', CMD_SET_LOCALITY, 3))
+        r = c.recv_exact(4, 2, ' SET_LOCALITY(3), 1 byte')
+        check(r == b'\0\0\0\0', 'SET_LOCALITY(3) with 1 byte: %s' % r.hex())
+        c.no_more(0.3)
+        check(c.caps() & 1, 'GET_CAPABILITY after it on the same connection')
+    check(tpm2.rc_of(d.tpm(tpm2.pcr_extend(17), expect_rc=None)) == 0, 'locality 3 not in effect (PCR 17 extend)')
+
+
+@test('ctrl/set-locality-4-byte-qemu-padding')
+def _loc4(ctx):
+    """QEMU sends SET_LOCALITY as code + `LL 00 00 00`: one reply, padding consumed."""
+    d = ctx.start()
+    with d.ctrl() as c:
+        c.send(struct.pack('>IB3x', CMD_SET_LOCALITY, 3))
+        r = c.recv_exact(4, 2, ' SET_LOCALITY(3), padded')
+        check(r == b'\0\0\0\0', 'SET_LOCALITY(3) padded: %s' % r.hex())
+        c.no_more(0.3)
+        check(c.caps() & 1, 'GET_CAPABILITY after it on the same connection')
+        c.send(struct.pack('>IB3x', CMD_SET_LOCALITY, 0))
+        check(c.recv_exact(4, 2) == b'\0\0\0\0', 'SET_LOCALITY(0) padded')
+        c.no_more(0.3)
+    check(tpm2.rc_of(d.tpm(tpm2.pcr_extend(17), expect_rc=None)) == 0x907, 'locality 0 not in effect')
+
+
+@test('ctrl/locality-sticky-across-init-and-reconnect')
+def _loc_sticky(ctx):
+    """QEMU caches the locality: it must survive STOP/INIT and reconnects."""
+    d = ctx.start()
+    with d.ctrl() as c:
+        check(c.set_locality(3, pad=True) == 0, 'SET_LOCALITY(3)')
+    with d.ctrl() as c:
+        check(c.stop() == 0 and c.init() == 0, 'STOP/INIT')
+    d.tpm(tpm2.startup())
+    check(tpm2.rc_of(d.tpm(tpm2.pcr_extend(17), expect_rc=None)) == 0,
+          'locality 3 lost across INIT and a new ctrl connection (PCR 17 extend refused)')

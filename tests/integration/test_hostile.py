@@ -37,7 +37,7 @@ def u32(*v):
     return struct.pack('>%dI' % len(v), *v)
 
 
-def outcome(conn, expect, what, quiet=1.0):
+def outcome(conn, expect, what, quiet=0.6):
     """Reads what the daemon answers until `quiet` seconds pass without a byte.
     expect: 'error' = exactly one non-zero 4-byte result, or a close;
             'pending' = nothing yet (an incomplete message), an error, or a close;
@@ -247,7 +247,7 @@ def blob_case(name, make, xfail=LEAK):
                 c.sock.sendall(u32(CMD_SET_STATEBLOB, 0, btype, len(blob)) + blob)
             except OSError:
                 pass  # the daemon may refuse early and close: fine
-            data, closed = c.recv_any(2.0)
+            data, closed = c.recv_upto(4, 5.0)
             check(closed or len(data) == 4, 'SET_STATEBLOB of %s: reply %s' % (name, data.hex() or 'none'))
             check(data != b'\0\0\0\0', 'SET_STATEBLOB accepted %s' % name)
         with d.ctrl() as c:

@@ -3,6 +3,7 @@ import hashlib
 import json
 import os
 import re
+import time
 
 import tpm2
 from harness import (test, check, Fail, define_nv, expect_nv, pcr_value, NV_DATA, NV_INDEX,
@@ -227,3 +228,25 @@ for transport in TRANSPORTS:
         check(set(both) == {'TPMSpecification', 'TPMAttributes'}, '--info 3 printed %r' % both)
         check(info(0) == {}, '--info 0 is not {}')
     test('ioctl/%s/--info' % T)(_info)
+
+
+@test('ctrl/cancel-right-after-start')
+def _cancel_first(ctx):
+    """CANCEL_TPM_CMD as the very first request after start-up (the TPM runs:
+    not-need-init) succeeds, as swtpm's does; tried on 10 fresh daemons."""
+    from harness import CMD_CANCEL_TPM_CMD, Ctrl, connect
+    for i in range(10):
+        d = ctx.start(name='d%d' % i, ready=False)
+        end = time.monotonic() + 5
+        while True:
+            d.check_alive('during start-up')
+            try:
+                s = connect(d.ctrl_addr, 1.0)
+                break
+            except OSError:
+                check(time.monotonic() < end, 'ctrl socket not up within 5 s')
+                time.sleep(0.002)
+        with Ctrl(s, 'ctrl') as c:
+            res = c.request(CMD_CANCEL_TPM_CMD)[0]
+        check(res == 0, 'start %d: CANCEL_TPM_CMD as the first request after start-up answered 0x%x' % (i + 1, res))
+        d.terminate()
