@@ -7,7 +7,7 @@ import struct
 
 import tpm2
 from harness import (test, check, Fail, OURS, SWTPM, Ctrl, Data, define_nv, expect_nv, pcr_value, make_persistent,
-                     persistent_name, wait_for, CMD_GET_STATEBLOB, CMD_SET_STATEBLOB, CMD_SHUTDOWN, CMD_SET_DATAFD,
+                     persistent_name, wait_for, lock_holder, CMD_GET_STATEBLOB, CMD_SET_STATEBLOB, CMD_SHUTDOWN, CMD_SET_DATAFD,
                      TPM_RETRY)
 from test_cmdline import qemu_startup
 
@@ -18,12 +18,12 @@ PERSIST = 0x81000007
 class Session:
     """A QEMU-like session: one ctrl connection, the data channel by SET_DATAFD."""
 
-    def __init__(self, ctx, kind, name):
+    def __init__(self, ctx, kind, name, state=None, extra=()):
         self.sock = ctx.path(name + '.sock')
-        st = ctx.mkdir(name + '-tpm2')
+        st = state or ctx.mkdir(name + '-tpm2')
         argv = ctx.binary(kind) + ['--ctrl', 'type=unixio,path=%s,mode=0600' % self.sock,
                                    '--tpmstate', 'dir=%s,mode=0600' % st, '--log', 'file=%s' % ctx.path(name + '.log'),
-                                   '--terminate', '--tpm2']
+                                   '--terminate', '--tpm2'] + list(extra)
         self.d = ctx.start(kind, argv=argv, ctrl_addr=self.sock, state=st, name=name, ready=False)
         check(wait_for(lambda: os.path.exists(self.sock), 1.0), '%s: ctrl socket not up within 1 s' % kind)
         self.ctrl = self.d.ctrl()
@@ -133,3 +133,29 @@ def _reset(ctx):
     check(s.ctrl.request(CMD_SHUTDOWN)[0] == 0, 'SHUTDOWN')
     check(s.d.wait_exit(5) == 0, 'no exit 0 after SHUTDOWN')
     check(not os.path.exists(s.sock), 'ctrl socket left after SHUTDOWN')
+
+
+@test('ours-only/migration-shared-storage-lock-handover (swtpm 0.7.1 has no --migration)', labels=(OURS,))
+def _shared(ctx):
+    """libvirt on shared storage: source with --migration release-lock-outgoing,
+    destination with --migration incoming on the same dir.  The destination
+    starts while the source holds the lock; the source drops it once its blobs
+    are fetched; the destination then loads them and takes the lock."""
+    a = Session(ctx, OURS, 'src', extra=['--migration', 'release-lock-outgoing'])
+    a.start()
+    define_nv(a)
+    lockf = os.path.join(a.d.state_dir, '.lock')
+    check(lock_holder(lockf), 'source holds no lock while running')
+    b = Session(ctx, OURS, 'dst', state=a.d.state_dir, extra=['--migration', 'incoming'])
+    b.d.check_alive('started on a dir the source holds')
+    blobs = qemu_save(a)
+    check(wait_for(lambda: not lock_holder(lockf), 2.0),
+          'source still holds the lock after its savestate blob was fetched (release-lock-outgoing)')
+    qemu_load(b, blobs)
+    r = b.tpm(tpm2.get_random(8), expect_rc=None)
+    check(tpm2.rc_of(r) == 0, 'destination GetRandom after INIT: rc 0x%x' % tpm2.rc_of(r))
+    expect_nv(b, what=' on the destination')
+    check(lock_holder(lockf), 'destination holds no lock after INIT')
+    check(a.ctrl.request(CMD_SHUTDOWN)[0] == 0, 'SHUTDOWN of the source')
+    check(a.d.wait_exit(5) == 0, 'source exit')
+    expect_nv(b, what=' on the destination after the source quit')
