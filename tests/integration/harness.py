@@ -646,7 +646,20 @@ class Ctx:
         need_tool('swtpm')
         return ['swtpm', 'socket']
 
-    def start(self, kind=None, ctrl='unix', server='unix', flags='not-need-init,startup-clear',
+    def start(self, *args, **kw):
+        """Starts a daemon (see _start); a TCP daemon that dies at start-up
+        (a free port taken meanwhile by someone else) is retried on new ports."""
+        tcp = kw.get('ctrl') == 'tcp' or kw.get('server') == 'tcp'
+        for attempt in range(3 if tcp and kw.get('argv') is None else 1):
+            try:
+                return self._start(*args, **kw)
+            except Fail as e:
+                d = self.daemons[-1] if self.daemons else None
+                if not tcp or attempt == 2 or d is None or d.alive() or 'in use' not in (d.stderr() + d.log()):
+                    raise
+        raise AssertionError('unreachable')
+
+    def _start(self, kind=None, ctrl='unix', server='unix', flags='not-need-init,startup-clear',
               state=None, extra=(), tpm2_opt=True, log_level=2, ready=True, name=None,
               pass_fds=(), preexec_fn=None, argv=None, env=None, ctrl_opts='', state_opts='',
               fd_map=None, ctrl_addr=None, data_addr=None, close_fds=True):
