@@ -71,7 +71,6 @@ for t in qemu-system-x86_64:qemu-system-x86 swtpm:swtpm busybox:busybox-static c
 done
 [ -e /usr/share/seabios/bios-256k.bin ] || missing="$missing SeaBIOS (seabios)"
 [ -z "$missing" ] || fail_all host-tools "missing:$missing"
-[ "$(id -u)" -eq 0 ] || fail_all host-tools "needs root (apt-get download into $VM_CACHE, dpkg -x)"
 
 # ------------------------------------------------------------ scenarios
 scen_files=()
@@ -110,9 +109,12 @@ mapfile -t plan < <(printf '%s\n' "${plan[@]}" | sort -s -k1,1nr)
 
 # ------------------------------------------------------------ kernel + accel
 vm_kernel_prepare || fail_all kernel "$VM_ERR"
-vm_log "kernel $VM_KPKG ($VM_KV), fetch+unpack done after $((SECONDS - T_START)) s"
+T_KERNEL=$((SECONDS - T_START))
+vm_log "kernel $VM_KPKG ($VM_KV) ready after $T_KERNEL s"
+t0=$SECONDS
 vm_accel_prepare
-vm_log "accelerator $VM_ACCEL"
+T_ACCEL=$((SECONDS - t0))
+vm_log "accelerator $VM_ACCEL ($T_ACCEL s)"
 
 # ------------------------------------------------------------ initramfs images
 # one per scenario, shared by its variants and daemons; built in parallel
@@ -127,7 +129,9 @@ wait
 for s in $(printf '%s\n' "${plan[@]}" | awk '{ print $2 }' | sort -u); do
 	[ -f "$VM_LOG/initramfs/$s.err" ] && INITRD_ERR[$s]=$(cat "$VM_LOG/initramfs/$s.err")
 done
-vm_log "initramfs images built in $((SECONDS - t0)) s"
+T_INITRD=$((SECONDS - t0))
+vm_log "initramfs images built in $T_INITRD s"
+T_JOBS0=$SECONDS
 
 # ------------------------------------------------------------ jobs
 daemon_bin() {	# NAME -> path, empty if it does not exist
@@ -266,7 +270,8 @@ done
 
 # timing notes for the README
 {
-	echo "total $((SECONDS - T_START)) s, accel $VM_ACCEL, jobs $JOBS"
+	echo "total $((SECONDS - T_START)) s: kernel $T_KERNEL s, accel probe $T_ACCEL s ($VM_ACCEL)," \
+		"initramfs $T_INITRD s, jobs $((SECONDS - T_JOBS0)) s ($JOBS at a time)"
 	for e in "${plan[@]}"; do
 		d=$(jobdir "$e")
 		echo "$(basename "$d") $(cat "$d/seconds" 2>/dev/null || echo '?') s"

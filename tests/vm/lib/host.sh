@@ -301,6 +301,10 @@ vm_result() {
 # FAIL <NAME>-start and returns 1.
 vm_daemon_start() {
 	local n=$1 d=$VM_JOB/$1 pid ppid i t0 why
+	if [ ${#d} -gt 90 ]; then	# sun_path holds 108 bytes
+		vm_result FAIL "$n-start" "socket directory $d is too long for a unix socket path"
+		return 1
+	fi
 	mkdir -p "$d/state"
 	t0=$(date +%s.%N)
 	"$VM_DAEMON_BIN" socket --ctrl "type=unixio,path=$d/ctrl.sock,mode=0600" \
@@ -412,18 +416,29 @@ vm_qemu_start() {
 	vm_track "$pid"
 	echo "$pid" >"$d/qemu.pid"
 	echo "$(( SECONDS + ${VM_TIMEOUT:-300} ))" >"$d/deadline"
+	# a guest that does not even reach /init (QEMU stuck in the TPM
+	# handshake, say) is given up early; an incoming guest never boots
+	if [ ${#inc[@]} -eq 0 ]; then
+		echo "$(( SECONDS + ${VM_BOOT_TIMEOUT:-60} ))" >"$d/boot-deadline"
+	fi
 	echo "$n: qemu pid $pid ($VM_ACCEL) $(date +%T)" >&2
 }
 
 # vm_qemu_wait NAME: wait until NAME's QEMU exits or its time is up (then
 # it is killed).  NAME/status is "exit RC" or "timeout".
 vm_qemu_wait() {
-	local d=$VM_JOB/$1 pid deadline rc
+	local d=$VM_JOB/$1 pid deadline boot="" rc why=timeout
 	pid=$(cat "$d/qemu.pid")
 	deadline=$(cat "$d/deadline")
-	while vm_alive "$pid" && [ "$SECONDS" -lt "$deadline" ]; do sleep 0.2; done
+	[ -f "$d/boot-deadline" ] && boot=$(cat "$d/boot-deadline")
+	while vm_alive "$pid" && [ "$SECONDS" -lt "$deadline" ]; do
+		if [ -n "$boot" ] && [ "$SECONDS" -ge "$boot" ]; then
+			grep -q 'VMTEST: BOOTED' "$d/results.raw" && boot="" || { why=no-boot; break; }
+		fi
+		sleep 0.2
+	done
 	if vm_alive "$pid"; then
-		echo "timeout" >"$d/status"
+		echo "$why" >"$d/status"
 		echo "$1: timeout, killing qemu" >&2
 		kill -TERM "$pid"
 		sleep 2
@@ -501,6 +516,7 @@ vm_guest_results() {
 	else
 		case $(cat "$d/status" 2>/dev/null) in
 		timeout) why="no DONE within ${VM_TIMEOUT:-300} s: guest hung" ;;
+		no-boot) why="the guest did not reach /init within ${VM_BOOT_TIMEOUT:-60} s (QEMU stuck, e.g. in the TPM handshake?)$(grep . "$d/qemu.out" | tail -n 1 | sed 's/^/; QEMU: /')" ;;
 		"exit 0") why="QEMU exited before the guest reported DONE (guest crash?)" ;;
 		*) why="QEMU $(cat "$d/status" 2>/dev/null): $(grep . "$d/qemu.out" | tail -n 1)" ;;
 		esac

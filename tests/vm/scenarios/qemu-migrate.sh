@@ -18,7 +18,7 @@ VM_VARIANTS="crb tis"
 VM_DAEMON=host
 VM_BINS="/usr/bin/tpm2 /usr/bin/tpm2_*"
 VM_LIBS="/usr/lib/x86_64-linux-gnu/libtss2-tcti-device.so.0"
-VM_TIMEOUT=240
+VM_TIMEOUT=150
 VM_COST=40
 
 # vm_poll_qmp NAME COMMAND ERE SECONDS: repeat COMMAND until its answer
