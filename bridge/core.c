@@ -644,8 +644,8 @@ void core_destroy(struct core *core)
 	if (!core)
 		return;
 	if (core->worker_started) {
-		/* A running key generation is cancelled rather than waited for. */
-		if (core->running)
+		/* A running key generation is cancelled rather than waited for (a start is short). */
+		if (core->running && !core->running->start)
 			emu_cancel(core->emu);
 		pthread_mutex_lock(&core->lock);
 		core->worker_quit = true;
