@@ -295,3 +295,52 @@ def _tcpfd_eof(ctx):
     data.close()
     rc = d.wait_exit(5)
     check(rc is not None, 'still running 5 s after the data peer of --server type=tcp,fd= closed')
+
+
+@test('cmdline/locality-reject-locality-4')
+def _reject4(ctx):
+    d = ctx.start(extra=['--locality', 'reject-locality-4'])
+    with d.ctrl() as c:
+        check(c.set_locality(4) == 0x3d, 'SET_LOCALITY(4) with reject-locality-4 not refused with 0x3d')
+        check(c.set_locality(3) == 0, 'SET_LOCALITY(3) with reject-locality-4 refused')
+    e = ctx.start(name='allow4')
+    with e.ctrl() as c:
+        check(c.set_locality(4) == 0, 'SET_LOCALITY(4) refused without reject-locality-4')
+
+
+@test('cmdline/terminate-when-server-client-leaves')
+def _terminate(ctx):
+    """-t with a unixio --server: the process exits (status 0, socket files
+    and pid file removed) when its data client disconnects."""
+    d = ctx.start(extra=['--terminate', '--pid', 'file=' + ctx.path('pid')])
+    with d.data() as c:
+        r = c.transact(tpm2.get_random(8))
+        check(tpm2.rc_of(r) == 0, 'GetRandom: %s' % r.hex())
+    rc = d.wait_exit(5)
+    check(rc is not None, '--terminate: still running 5 s after the data client left')
+    check(rc == 0, '--terminate: exit status %d' % rc)
+    for f in (d.ctrl_addr, d.data_addr, ctx.path('pid')):
+        check(not os.path.exists(f), '%s left behind at exit' % f)
+
+
+@test('cmdline/sigterm-clean-exit')
+def _sigterm(ctx):
+    d = ctx.start(extra=['--pid', 'file=' + ctx.path('pid')])
+    define_nv(d)
+    check(d.terminate() == 0, 'exit status on SIGTERM is not 0')
+    for f in (d.ctrl_addr, d.data_addr, ctx.path('pid')):
+        check(not os.path.exists(f), '%s left behind after SIGTERM' % f)
+    e = ctx.start(state=d.state_dir, name='again')
+    expect_nv(e, what=' after SIGTERM and a restart')
+
+
+@test('cmdline/argv-left-intact')
+def _argv(ctx):
+    """/proc/PID/cmdline still shows the argv the daemon was given (ps, pgrep -f
+    and operators read it)."""
+    d = ctx.start()
+    with open('/proc/%d/cmdline' % d.pid, 'rb') as f:
+        seen = f.read().rstrip(b'\0').split(b'\0')
+    given = [a.encode() for a in d.argv]
+    check(seen == given, '/proc/PID/cmdline is %r, the daemon was given %r'
+          % (b' '.join(seen).decode(errors='replace')[:300], ' '.join(d.argv)[:300]))

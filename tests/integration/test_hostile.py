@@ -369,3 +369,18 @@ def _(ctx, d):
         check(c.init() == 0, 'INIT')
     d.tpm(tpm2.startup())
 
+
+
+@hostile('data/oversized-64KiB')
+def _(ctx, d):
+    """A 64 KiB command (header size honest): a TPM error or a close."""
+    big = struct.pack('>HII', 0x8001, 65536, tpm2.CC_GetRandom) + garbage(65526, 10)
+    with d.data() as c:
+        try:
+            c.sock.settimeout(5)
+            c.sock.sendall(big)
+        except OSError:
+            return  # closed on us: fine
+        data, closed = c.recv_upto(10, 2.0)
+        check(closed or (len(data) == 10 and tpm2.rc_of(data) != 0),
+              '64 KiB command: %s' % (data.hex() or 'no reply and not closed'))
