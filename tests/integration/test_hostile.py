@@ -6,6 +6,7 @@ or lost state.  After each: the daemon is alive, the NV index written before
 still reads back, and the fd count is unchanged after 500 ctrl
 connect/close cycles.
 """
+import os
 import random
 import socket
 import struct
@@ -193,7 +194,6 @@ def _(ctx, d):
 def _(ctx, d):
     """QEMU-style daemon (no --server): /dev/null, a pipe, several fds in one
     message: refused or dropped on use, never leaked; a socketpair then works."""
-    import os
     e = ctx.start(server=None, name='noserver')
     base = e.stable_fd_count()
     with e.ctrl() as c:
