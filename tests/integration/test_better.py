@@ -359,3 +359,94 @@ def _loc_sticky(ctx):
     d.tpm(tpm2.startup())
     check(tpm2.rc_of(d.tpm(tpm2.pcr_extend(17), expect_rc=None)) == 0,
           'locality 3 lost across INIT and a new ctrl connection (PCR 17 extend refused)')
+
+
+# ------------------------------------------------------------ long commands and CANCEL_TPM_CMD
+
+def rsa_primary(bits=3072):
+    """CreatePrimary of an RSA storage key with a random unique (a real key generation)."""
+    attrs = (1 << 1) | (1 << 4) | (1 << 5) | (1 << 6) | (1 << 16) | (1 << 17)
+    t = struct.pack('>HHI', 0x0001, tpm2.ALG_SHA256, attrs) + tpm2.tpm2b(b'')
+    t += struct.pack('>HHHH', tpm2.ALG_AES, 128, tpm2.ALG_CFB, tpm2.ALG_NULL) + struct.pack('>HI', bits, 0)
+    t += tpm2.tpm2b(os.urandom(16))
+    body = (struct.pack('>I', tpm2.RH_OWNER) + tpm2.pw_auth() + tpm2.tpm2b(tpm2.tpm2b(b'') + tpm2.tpm2b(b''))
+            + tpm2.tpm2b(t) + tpm2.tpm2b(b'') + struct.pack('>I', 0))
+    return tpm2.command(tpm2.CC_CreatePrimary, body, tpm2.TAG_SESSIONS)
+
+
+def cancel_keygen(data, ctrl, tries=6):
+    """Starts RSA-3072 key generations and cancels each 10 ms later: returns
+    [(cancel result, cancel reply ms, CreatePrimary rc, CreatePrimary ms)]."""
+    from harness import CMD_CANCEL_TPM_CMD
+    seen = []
+    for _ in range(tries):
+        t0 = time.monotonic()
+        data.send(rsa_primary())
+        time.sleep(0.01)
+        t1 = time.monotonic()
+        res = ctrl.request(CMD_CANCEL_TPM_CMD)[0]
+        t_cancel = ms(t1)
+        r = data.read_response(30)
+        rc = tpm2.rc_of(r)
+        seen.append((res, t_cancel, rc, ms(t0)))
+        if rc == 0:
+            data.transact(tpm2.flush_context(struct.unpack('>I', r[10:14])[0]))
+        elif rc == 0x909:
+            break
+    return seen
+
+
+def check_cancelled(seen, how):
+    check(all(s[0] == 0 for s in seen), 'CANCEL_TPM_CMD failed: %r' % seen)
+    check(any(s[2] == 0x909 for s in seen),
+          '%s: no RSA-3072 CreatePrimary was cancelled (TPM_RC_CANCELED) in %d tries: %s' % (
+              how, len(seen), ', '.join('cancel after %.0f ms, rc 0x%x after %.0f ms' % (s[1], s[2], s[3])
+                                        for s in seen)), 'cancel')
+
+
+@test('better/cancel-interrupts-key-generation',
+      **xf('cancel', 'one thread: CANCEL_TPM_CMD is answered only after the key generation it should cancel'))
+def _cancel(ctx):
+    d = ctx.start()
+    with d.data() as data, d.ctrl() as ctrl:
+        check_cancelled(cancel_keygen(data, ctrl), '--server data channel')
+    d.tpm(tpm2.get_random(8), what='GetRandom after the cancelled command')
+
+
+@test('better/cancel-interrupts-key-generation-qemu-session',
+      **xf('cancel', 'one thread: CANCEL_TPM_CMD is answered only after the key generation it should cancel'))
+def _cancel_qemu(ctx):
+    from test_qemu import Session
+    s = Session(ctx, ctx.kind, 'vm')
+    s.start()
+    check_cancelled(cancel_keygen(s.data, s.ctrl), 'QEMU session (data by SET_DATAFD)')
+    s.tpm(tpm2.get_random(8), what='GetRandom after the cancelled command')
+
+
+@test('better/ctrl-answered-during-key-generation',
+      **xf('blocked', 'one thread: a long TPM command blocks every ctrl reply (incl. the SET_LOCALITY QEMU sends '
+                      'before each command)'))
+def _ctrl_during_keygen(ctx):
+    d = ctx.start()
+    samples = []
+    with d.data() as data:
+        for _ in range(6):
+            t0 = time.monotonic()
+            data.send(rsa_primary())
+            time.sleep(0.005)
+            with d.ctrl() as c:
+                c.send(GETCAP)
+                c.recv_exact(8, 5, ' GET_CAPABILITY during a key generation')
+                t_ctrl = ms(t0)
+            r = data.read_response(30)
+            t_data = ms(t0)
+            check(tpm2.rc_of(r) == 0, 'CreatePrimary RSA-3072: rc 0x%x' % tpm2.rc_of(r))
+            data.transact(tpm2.flush_context(struct.unpack('>I', r[10:14])[0]))
+            if t_data > 40:  # long enough to tell
+                samples.append((t_ctrl, t_data))
+            if len(samples) >= 3:
+                break
+    check(samples, 'no key generation took over 40 ms: cannot tell')
+    slow = [s for s in samples if s[0] > s[1] - 10]
+    check(not slow, 'ctrl answered only when the key generation ended: %s' % ', '.join(
+        'ctrl after %.0f ms, CreatePrimary after %.0f ms' % s for s in samples), 'blocked')
