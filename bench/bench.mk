@@ -1,7 +1,7 @@
 # bench/bench.mk - builds the benchmark tools and runs the benchmark.
 # The top-level `make bench` calls `$(MAKE) -f bench/bench.mk BUILD=... run`.
 #   run       tools, then bench/run.py (BENCH_QUICK=1: the ~1 minute version)
-#   profile   tools, then bench/profile.sh (perf or callgrind, ours vs swtpm)
+#   profile   tools, then bench/profile.py (callgrind, perf, strace, smaps: ours vs swtpm)
 #   tools-cc  build the tools with gcc and with clang (warnings are errors)
 BUILD ?= build
 CC ?= cc
@@ -26,17 +26,21 @@ BENCH_BIN := $(BENCH_TOOLS:%=$(BENCH_DIR)/%)
 
 tools: $(BENCH_BIN)
 
-$(BENCH_DIR)/%: bench/%.c bench/common.c bench/common.h bench/bench.mk
+# the tools that run libtpms themselves
+BENCH_TPMS := tpmfloor echosrv
+tpms = $(if $(filter $(BENCH_TPMS),$(1)),$(2))
+
+$(BENCH_DIR)/%: bench/%.c bench/common.c bench/common.h bench/tpmmem.c bench/tpmmem.h bench/bench.mk
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  CC      $@")
-	$(Q)$(CC) $(BENCH_WARN) -D_GNU_SOURCE $(if $(filter tpmfloor,$*),$(TPMS_CFLAGS)) $(CFLAGS) \
-		$(LDFLAGS) -o $@ bench/$*.c bench/common.c $(if $(filter tpmfloor,$*),$(TPMS_LIBS))
+	$(Q)$(CC) $(BENCH_WARN) -D_GNU_SOURCE $(call tpms,$*,$(TPMS_CFLAGS)) $(CFLAGS) $(LDFLAGS) \
+		-o $@ bench/$*.c bench/common.c $(call tpms,$*,bench/tpmmem.c $(TPMS_LIBS))
 
 run: tools
 	$(Q)$(PYTHON) bench/run.py --build $(BUILD)
 
 profile: tools
-	$(Q)BUILD=$(BUILD) bench/profile.sh
+	$(Q)$(PYTHON) bench/profile.py --build $(BUILD)
 
 tools-cc:
 	$(Q)$(MAKE) --no-print-directory -f bench/bench.mk BUILD=$(BUILD)/bench-gcc CC=gcc tools

@@ -3,7 +3,7 @@
  * read() and one write(), nothing else.  What any socket daemon pays to
  * move a TPM command and its response, without the TPM.
  *
- * Usage: echosrv -m block|epoll (-u PATH | -t PORT) [-P CPU]
+ * Usage: echosrv -m block|epoll (-u PATH | -t PORT) [-P CPU] [-T [-p PERMALL]]
  *   block  accept(), then read()+write() per message on a blocking socket
  *   epoll  non-blocking sockets behind epoll_wait(), one wait per message,
  *          as an event-loop daemon does
@@ -14,8 +14,14 @@
  * frames it like a TPM response.  Requests are the same length as the TPM
  * commands they stand in for; replies the same length as their responses.
  * Runs until killed; serves one connection at a time (block) or many (epoll).
+ *
+ * -T (the least a socket TPM daemon can do): the reply is the response of
+ * libtpms in this process (NVRAM in memory, tpmmem.c) to the request, a
+ * real TPM command; -p PERMALL starts from that state.  Same loop, same
+ * syscalls; what is added is libtpms, with its effect on the caches.
  */
 #include "common.h"
+#include "tpmmem.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -82,10 +88,20 @@ static int msg_complete(const struct conn *c)
 	return c->got == want;
 }
 
+static int with_tpm;
+
 /* one write() of the reply; 0 or -1 */
 static int reply(struct conn *c)
 {
 	uint32_t len = be32_at(c->buf + 6);
+
+	if (with_tpm) {
+		size_t n;
+		const uint8_t *rsp = tpmmem_process(c->buf, c->got, &n);
+
+		c->got = 0;
+		return rsp && write(c->fd, rsp, n) == (ssize_t)n ? 0 : -1;
+	}
 
 	if (len < 10 || len > MSG_MAX)
 		return -1;
@@ -179,7 +195,7 @@ int main(int argc, char **argv)
 	int port = 0, lfd, o;
 
 	bench_init();
-	while ((o = getopt(argc, argv, "m:u:t:P:")) != -1) {
+	while ((o = getopt(argc, argv, "m:u:t:P:Tp:")) != -1) {
 		switch (o) {
 		case 'm':
 			mode = optarg;
@@ -193,18 +209,33 @@ int main(int argc, char **argv)
 		case 'P':
 			bench_pin_cpu((int)bench_parse_long(optarg, 0, 4095, "-P"));
 			break;
+		case 'T':
+			with_tpm = 1;
+			break;
+		case 'p':
+			tpmmem_preload(optarg);
+			break;
 		default:
 			goto usage;
 		}
 	}
 	if (!mode || (!path && !port) || (path && port))
 		goto usage;
+	if (with_tpm) {
+		struct tpm_cmd c;
+		size_t n;
+		const uint8_t *rsp;
+
+		tpm_cmd_startup_clear(&c);
+		if (tpmmem_init() || !(rsp = tpmmem_process(c.b, c.n, &n)) || tpm_rsp_code(rsp))
+			bench_die("libtpms start-up failed");
+	}
 	lfd = listen_on(path, port);
 	if (!strcmp(mode, "block"))
 		serve_blocking(lfd);
 	else if (!strcmp(mode, "epoll"))
 		serve_epoll(lfd);
 usage:
-	fprintf(stderr, "usage: echosrv -m block|epoll (-u PATH | -t PORT) [-P CPU]\n");
+	fprintf(stderr, "usage: echosrv -m block|epoll (-u PATH | -t PORT) [-P CPU] [-T [-p PERMALL]]\n");
 	return 2;
 }
