@@ -295,19 +295,20 @@ vm_result() {
 	esac
 }
 
-# vm_daemon_start NAME: start the job's daemon on the host as libvirt does
-# (qemu-libvirt.md B.5), with a fresh state dir, behind ctrlproxy.py.  Sets
-# NAME's QEMU arguments for vm_qemu_start --tpm NAME.  On failure reports
-# FAIL <NAME>-start and returns 1.
+# vm_daemon_start NAME [BINARY]: start the job's daemon (or BINARY) on the
+# host as libvirt does (qemu-libvirt.md B.5), with a fresh state dir, behind
+# ctrlproxy.py; vm_qemu_start --tpm NAME connects QEMU to it.  On failure
+# reports FAIL <NAME>-start and returns 1.
 vm_daemon_start() {
-	local n=$1 d=$VM_JOB/$1 pid ppid i t0 why
+	local n=$1 bin=${2:-$VM_DAEMON_BIN} d=$VM_JOB/$1 pid ppid i t0 why
 	if [ ${#d} -gt 90 ]; then	# sun_path holds 108 bytes
 		vm_result FAIL "$n-start" "socket directory $d is too long for a unix socket path"
 		return 1
 	fi
 	mkdir -p "$d/state"
 	t0=$(date +%s.%N)
-	"$VM_DAEMON_BIN" socket --ctrl "type=unixio,path=$d/ctrl.sock,mode=0600" \
+	echo "$bin" >"$d/daemon.bin"
+	"$bin" socket --ctrl "type=unixio,path=$d/ctrl.sock,mode=0600" \
 		--tpmstate "dir=$d/state,mode=0600" --log "file=$d/daemon.log" --terminate --tpm2 \
 		</dev/null >"$d/daemon.out" 2>&1 &
 	pid=$!
@@ -321,10 +322,10 @@ vm_daemon_start() {
 	if [ ! -S "$d/ctrl.sock" ]; then
 		if vm_alive "$pid"; then why="no ctrl socket after 10 s"
 		else wait "$pid"; why="exited with status $? before creating its ctrl socket"; fi
-		vm_result FAIL "$n-start" "$VM_DAEMON_BIN $why: $(tail -n 2 "$d/daemon.out" "$d/daemon.log" 2>/dev/null | grep -v '^==>' | grep . | tail -n 1)"
+		vm_result FAIL "$n-start" "$bin $why: $(tail -n 2 "$d/daemon.out" "$d/daemon.log" 2>/dev/null | grep -v '^==>' | grep . | tail -n 1)"
 		return 1
 	fi
-	echo "$n: daemon pid $pid, ctrl socket after $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }') s" >&2
+	echo "$n: $bin pid $pid, ctrl socket after $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }') s" >&2
 	python3 "$VM_HERE/tools/ctrlproxy.py" --listen "$d/proxy.sock" --connect "$d/ctrl.sock" \
 		--log "$d/ctrl.jsonl" </dev/null >"$d/proxy.out" 2>&1 &
 	ppid=$!

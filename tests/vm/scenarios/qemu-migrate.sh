@@ -12,9 +12,15 @@
 # Host checks: the source daemon was asked for blobs 1, 2, 3 (no STOP), the
 # destination got the very same bytes, then INIT(DELETE_VOLATILE); both
 # daemons leave cleanly.
+#
+# Variants: crb, tis (the job's daemon on both sides); from-swtpm (Debian's
+# swtpm on the source, the job's daemon on the destination) and to-swtpm
+# (the other way round), both with tpm-crb: a drop-in must take over a
+# swtpm VM's state and hand it back.  With the job's daemon = swtpm these
+# two are the control runs.
 
 VM_DESC="QMP migrate of a running guest to a second QEMU with its own daemon"
-VM_VARIANTS="crb tis"
+VM_VARIANTS="crb tis from-swtpm to-swtpm"
 VM_DAEMON=host
 VM_BINS="/usr/bin/tpm2 /usr/bin/tpm2_*"
 VM_LIBS="/usr/lib/x86_64-linux-gnu/libtss2-tcti-device.so.0"
@@ -36,8 +42,14 @@ vm_poll_qmp() {
 
 vm_host() {
 	stream=$VM_JOB/src/migration.stream
-	vm_daemon_start src || return 0
-	vm_qemu_start src --tpm src "$VM_VARIANT"
+	model=crb src_bin=$VM_DAEMON_BIN dst_bin=$VM_DAEMON_BIN
+	case $VM_VARIANT in
+	crb|tis) model=$VM_VARIANT ;;
+	from-swtpm) src_bin=$(command -v swtpm) ;;
+	to-swtpm) dst_bin=$(command -v swtpm) ;;
+	esac
+	vm_daemon_start src "$src_bin" || return 0
+	vm_qemu_start src --tpm src "$model"
 	if ! vm_wait_line src '^VMTEST: WAIT migrate'; then
 		vm_result FAIL migrate-out "the guest never asked to be migrated"
 		vm_qemu_wait src
@@ -63,8 +75,8 @@ vm_host() {
 	vm_ctrl_check src shutdown --prefix src-
 	vm_daemon_wait src src-daemon-exit
 
-	vm_daemon_start dst || return 0
-	vm_qemu_start dst --tpm dst "$VM_VARIANT" --incoming "exec:cat $stream"
+	vm_daemon_start dst "$dst_bin" || return 0
+	vm_qemu_start dst --tpm dst "$model" --incoming "exec:cat $stream"
 	if vm_poll_qmp dst query-status '"status": "running"' 120; then
 		vm_result PASS migrate-in
 		vm_send dst go
@@ -74,7 +86,7 @@ vm_host() {
 	fi
 	vm_qemu_wait dst
 	vm_guest_results src dst
-	vm_ctrl_check dst migrate-dst --model "$VM_VARIANT" --blobs "$VM_JOB/blobs.json" --prefix dst-
+	vm_ctrl_check dst migrate-dst --model "$model" --blobs "$VM_JOB/blobs.json" --prefix dst-
 	vm_ctrl_check dst shutdown --prefix dst-
 	vm_daemon_wait dst dst-daemon-exit
 }
