@@ -434,7 +434,8 @@ vm_qemu_wait() {
 	[ -f "$d/boot-deadline" ] && boot=$(cat "$d/boot-deadline")
 	while vm_alive "$pid" && [ "$SECONDS" -lt "$deadline" ]; do
 		if [ -n "$boot" ] && [ "$SECONDS" -ge "$boot" ]; then
-			grep -q 'VMTEST: BOOTED' "$d/results.raw" && boot="" || { why=no-boot; break; }
+			if grep -q 'VMTEST: BOOTED' "$d/results.raw"; then boot=""
+			else why=no-boot; break; fi
 		fi
 		sleep 0.2
 	done

@@ -1,4 +1,4 @@
-# shellcheck shell=sh
+# shellcheck shell=sh disable=SC2034  # VM_* are read by the harness
 # The harness itself: the test kernel's modules that later scenarios need
 # (fuse, cuse, tpm_vtpm_proxy) are staged with their dependencies, load, and
 # create their control nodes.  No daemon: runs once per suite run.

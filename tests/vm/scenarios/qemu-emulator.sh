@@ -1,4 +1,4 @@
-# shellcheck shell=sh
+# shellcheck shell=sh disable=SC2034  # VM_* are read by the harness
 # QEMU's emulator TPM backend.  The daemon runs on the host, started the way
 # libvirt starts swtpm (qemu-libvirt.md B.5), behind ctrlproxy.py; QEMU 7.2
 # gives the guest a tpm-crb or tpm-tis device; the guest kernel's built-in

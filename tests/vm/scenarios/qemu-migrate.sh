@@ -1,4 +1,4 @@
-# shellcheck shell=sh
+# shellcheck shell=sh disable=SC2034  # VM_* are read by the harness
 # Migration of a running guest with its TPM (qemu-libvirt.md A.5), as
 # between two hosts: each QEMU has its own daemon instance and state dir.
 #   1. source: daemon + QEMU boot; the guest extends PCR16, writes an NV

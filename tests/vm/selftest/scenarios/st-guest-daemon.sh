@@ -1,4 +1,4 @@
-# shellcheck shell=sh
+# shellcheck shell=sh disable=SC2034  # VM_* are read by the harness
 # selftest: VM_DAEMON=guest stages the daemon under test into the guest as
 # $VT_DAEMON_BIN (with its libraries); with no such daemon, FAIL daemon
 VM_DAEMON=guest

@@ -1,4 +1,4 @@
-# shellcheck shell=sh
+# shellcheck shell=sh disable=SC2034  # VM_* are read by the harness
 # selftest: failing guest checks come through as FAIL with their reason
 vm_guest() {
 	vt_run false-cmd sh -c 'echo the reason; exit 3'

@@ -1,4 +1,4 @@
-# shellcheck shell=sh
+# shellcheck shell=sh disable=SC2034  # VM_* are read by the harness
 # selftest: QEMU stuck in the TPM handshake (a ctrl socket that never
 # answers) is given up after VM_BOOT_TIMEOUT, not after VM_TIMEOUT
 VM_BOOT_TIMEOUT=15
