@@ -514,6 +514,8 @@ static void core_exec_ctrl(struct core *core, struct core_client *client,
 	case CMD_HASH_END:
 		r.result = emu_hash_end(core->emu);
 		break;
+	case CMD_CANCEL_TPM_CMD:
+		break;		/* nothing runs that could be cancelled */
 	case CMD_STORE_VOLATILE:
 		r.result = emu_store_volatile(core->emu);
 		break;
@@ -562,8 +564,14 @@ static bool core_ctrl_now(struct core_client *client, const struct core_ctrl_req
 			client->locality = req->locality;
 		return true;
 	case CMD_CANCEL_TPM_CMD:
-		r->result = core_check_state(core, req);
-		if (r->result == PTM_RES_SUCCESS && core->running && core->running->client == client)
+		/*
+		 * Only a command on the worker can be cancelled, and it must be at
+		 * once; otherwise cancel waits its turn, so that it sees the TPM
+		 * state the start or an INIT queued before it leaves.
+		 */
+		if (!core->running || core->running->start)
+			return false;
+		if (core->running->client == client)
 			emu_cancel(core->emu);
 		return true;
 	default:
