@@ -2,6 +2,7 @@
 #include "core.h"
 
 #include <errno.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,6 +52,7 @@ struct core {
 	uint32_t max_command;		/* asked of libtpms once: fronts frame with it */
 	struct core_work *head, *tail;	/* the FIFO */
 	bool draining;			/* core_drain() is on the stack */
+	struct core_work *start;	/* the start job, until the first work that needs libtpms */
 
 	/* The worker thread for long commands, started on first use. */
 	pthread_t worker;
@@ -174,6 +176,8 @@ static void core_worker_finished(struct loop_watch *watch, uint32_t events)
 			return;
 		}
 		core->max_command = emu_buffer_size(core->emu);
+		/* libtpms and OpenSSL free much of what their start allocated: give it back. */
+		malloc_trim(0);
 	} else if (job->cmd_done) {
 		job->cmd_done(job->arg, core->worker_resp, core->worker_resp_len);
 	}
@@ -289,11 +293,23 @@ static void core_enqueue(struct core *core, struct core_work *w)
 	core_drain(core);
 }
 
+/* The first work that needs libtpms sets the start going, ahead of itself. */
+static void core_need_tpm(struct core *core)
+{
+	struct core_work *start = core->start;
+
+	if (!start)
+		return;
+	core->start = NULL;
+	core_enqueue(core, start);
+}
+
 void core_submit(struct core_client *client, const uint8_t *cmd, size_t len, core_cmd_done *done, void *arg)
 {
 	struct core *core = client->core;
 	struct core_work *w;
 
+	core_need_tpm(core);
 	/* The hot path: nothing ahead of it and a short command, so no copy and no thread. */
 	if (core_idle(core) && !(emu_running(core->emu) && emu_command_is_long(core->emu, cmd, len))) {
 		core->draining = true;
@@ -589,6 +605,7 @@ void core_ctrl(struct core_client *client, const struct core_ctrl_req *req, core
 		done(arg, &r);
 		return;
 	}
+	core_need_tpm(core);
 	if (core_idle(core)) {
 		core->draining = true;
 		core_exec_ctrl(core, client, req, done, arg);
@@ -664,6 +681,7 @@ void core_destroy(struct core *core)
 	}
 	while ((w = core_pop(core)))
 		free(w);
+	free(core->start);
 	loop_timer_destroy(core->loop, &core->lock_timer);
 	loop_unwatch(core->loop, &core->worker_done);
 	close(core->worker_done.fd);
@@ -702,19 +720,17 @@ bool core_is_tpm2(const struct core *core)
 	return emu_is_tpm2(core->emu);
 }
 
-void core_start(struct core *core, bool init, int startup_type)
+int core_start(struct core *core, bool init, int startup_type)
 {
 	struct core_work *w = core_work_new(NULL, NULL, 0, NULL);
 
-	if (!w) {
-		if (core->cfg.on_fatal)
-			core->cfg.on_fatal(core->cfg.fatal_arg);
-		return;
-	}
+	if (!w)
+		return -ENOMEM;
 	w->start = true;
 	w->init = init;
 	w->startup_type = startup_type;
-	core_enqueue(core, w);
+	core->start = w;
+	return 0;
 }
 
 void core_stop_tpm(struct core *core)

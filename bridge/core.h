@@ -103,12 +103,14 @@ typedef void core_ctrl_done(void *arg, const struct core_ctrl_reply *reply);
 void core_ctrl(struct core_client *client, const struct core_ctrl_req *req, core_ctrl_done *done, void *arg);
 
 /*
- * Queues the start, first in the FIFO: libtpms is loaded on the worker
- * thread (and with `init`, for --flags not-need-init, the TPM started, then
- * sent Startup of `startup_type` unless < 0), while the loop already answers
- * GET_CAPABILITY.  Commands and control operations queue behind it.
+ * Prepares the start: libtpms is loaded on the worker thread (and with
+ * `init`, for --flags not-need-init, the TPM started and sent Startup of
+ * `startup_type` unless < 0) when the first command or control operation
+ * that needs it arrives, which then queues behind the start.  Until then
+ * an instance costs no libtpms memory, and GET_CAPABILITY is answered at
+ * once.  A start that fails calls on_fatal.
  */
-void core_start(struct core *core, bool init, int startup_type);
+int core_start(struct core *core, bool init, int startup_type);
 /* Orderly end at process exit (SIGTERM): TPM2_Shutdown unless disabled, then stop. */
 void core_stop_tpm(struct core *core);
 

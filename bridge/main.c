@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <malloc.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
@@ -255,8 +256,19 @@ static int daemon_run(struct daemon *d)
 		log_errno(LOG_ERR, errno, "signals");
 		return 1;
 	}
-	if (core_create(&d->core, d->loop, d->emu, &cc) < 0) {
+	if (core_create(&d->core, d->loop, d->emu, &cc) < 0 ||
+	    core_start(d->core, d->cfg.not_need_init, d->cfg.startup) < 0) {
 		log_err("cannot create the TPM core");
+		return 1;
+	}
+	/*
+	 * With not-need-init the TPM is this process's from the start: a state
+	 * dir in use fails it now, before anything listens.  (libtpms itself
+	 * loads when the TPM is first used.)
+	 */
+	if (d->cfg.not_need_init && !d->cfg.migration_incoming && emu_lock_storage(d->emu) != 0) {
+		log_err("cannot start the TPM: state directory %s is in use by another process "
+			"(swtpm or vtpm-bridge)", d->cfg.state_dir);
 		return 1;
 	}
 	env.loop = d->loop;
@@ -273,12 +285,6 @@ static int daemon_run(struct daemon *d)
 	}
 	if (d->cfg.runas && drop_privileges(d->cfg.runas) < 0)
 		return 1;
-	/*
-	 * Only now load libtpms (and with not-need-init start the TPM, so a
-	 * state dir in use ends the process with status 1): the channels
-	 * already listen and answer meanwhile.
-	 */
-	core_start(d->core, d->cfg.not_need_init, d->cfg.startup);
 	log_info("serving a TPM %s from %s", d->cfg.tpm2 ? "2.0" : "1.2", d->cfg.state_dir);
 	ret = loop_run(d->loop);
 	if (ret < 0) {
@@ -309,6 +315,8 @@ int main(int argc, char **argv)
 	struct daemon d = { .signals.fd = -1 };
 	int rc;
 
+	/* One malloc arena: the worker's would hold its own dirty pages per instance. */
+	mallopt(M_ARENA_MAX, 1);
 	if (cli_parse(argc, argv, &d.cfg) < 0) {
 		cli_free(&d.cfg);
 		return 1;
