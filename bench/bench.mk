@@ -24,7 +24,22 @@ BENCH_DIR := $(BUILD)/bench
 BENCH_TOOLS := tpmfloor echosrv rtt start many blob
 BENCH_BIN := $(BENCH_TOOLS:%=$(BENCH_DIR)/%)
 
+# Static floors: the libtpms tools linked non-PIE against libtpms.a and
+# libcrypto.a (libc stays shared), when the archives are installed: no
+# relocations of libcrypto at exec, its tables stay clean shared pages.
+STATIC_A := $(foreach a,libtpms.a libcrypto.a,$(wildcard $(shell $(CC) -print-file-name=$(a))))
+ifeq ($(words $(STATIC_A)),2)
+BENCH_BIN += $(BENCH_DIR)/tpmfloor-static $(BENCH_DIR)/echosrv-static
+endif
+
 tools: $(BENCH_BIN)
+
+$(BENCH_DIR)/%-static: bench/%.c bench/common.c bench/common.h bench/tpmmem.c bench/tpmmem.h bench/bench.mk
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) $(BENCH_WARN) -D_GNU_SOURCE $(TPMS_CFLAGS) $(CFLAGS) $(LDFLAGS) -no-pie \
+		-o $@ bench/$*.c bench/common.c bench/tpmmem.c \
+		-Wl,-Bstatic -ltpms -lcrypto -Wl,-Bdynamic -lpthread -ldl
 
 # the tools that run libtpms themselves
 BENCH_TPMS := tpmfloor echosrv

@@ -11,13 +11,16 @@ p99, ratio_to, ...}: min/median/max over the medians of RUNS repeated runs,
 p99 the median of the runs' p99s.  A new front (CUSE, vtpm-proxy) or a new
 subject adds rows with Results.row() and Results.add(); nothing else.
 
-Environment: BENCH_QUICK=1 for the ~1 minute smoke version.
+Environment: BENCH_QUICK=1 for the ~1 minute smoke version; BENCH_NICE=-N
+runs everything at that nice level (root; for a machine shared with other
+work, at the cost of slowing that work down).
 Only loopback TCP and unix sockets in bench/out/ are used; every process
 started here or by the tools is killed at exit (PR_SET_PDEATHSIG as backstop).
 """
 
 import argparse
 import atexit
+import collections
 import ctypes
 import json
 import os
@@ -35,9 +38,11 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
 FULL = dict(runs=5, rtt_n=20000, rtt_ecc=200, floor_n=20000, floor_ecc=200,
-            start_reps=20, exec_reps=40, mem_ks=(1, 20), scale_n=200, blob_n=200)
+            start_reps=20, exec_reps=40, mem_ks=(1, 20), scale_n=200, blob_n=200,
+            noise_wait=60)
 QUICK = dict(runs=3, rtt_n=2000, rtt_ecc=20, floor_n=2000, floor_ecc=20,
-             start_reps=5, exec_reps=10, mem_ks=(1, 20), scale_n=50, blob_n=50)
+             start_reps=5, exec_reps=10, mem_ks=(1, 20), scale_n=50, blob_n=50,
+             noise_wait=10)
 
 CMDS = [("getrandom", "GetRandom(16)"), ("pcrextend", "PCR_Extend(sha256)"),
         ("cp-ecc", "CreatePrimary ECC P-256")]
@@ -112,18 +117,21 @@ def cpu_busy(interval=0.1):
 class Noise:
     """Before each block of measurements: how busy the machine is with
     other work (nothing of ours runs then); waits up to MAX_WAIT s for it
-    to drop below QUIET.  The log goes into the JSON."""
+    to drop below QUIET, BUDGET s in all (the run must stay short).  The
+    log goes into the JSON."""
     QUIET, MAX_WAIT = 0.10, 5.0
 
-    def __init__(self):
+    def __init__(self, budget):
         self.log = []
+        self.budget = budget
 
     def settle(self, block):
         t0 = time.monotonic()
         busy = cpu_busy()
-        while busy > self.QUIET and time.monotonic() - t0 < self.MAX_WAIT:
+        while busy > self.QUIET and time.monotonic() - t0 < min(self.MAX_WAIT, self.budget):
             time.sleep(0.4)
             busy = cpu_busy()
+        self.budget -= time.monotonic() - t0 - 0.1
         self.log.append(dict(block=block, busy_pct=round(100 * busy, 1),
                              waited_s=round(time.monotonic() - t0 - 0.1, 2)))
 
@@ -397,7 +405,7 @@ class Results:
 
     def table(self):
         out = []
-        hdr = f"{'name':<47} {'subject':<11} {'median':>8} {'min..max of run medians':>24} {'p99':>8}  unit  ratio"
+        hdr = f"{'name':<47} {'subject':<17} {'median':>8} {'min..max of run medians':>24} {'p99':>8}  unit  ratio"
         groups = []
         for r in self.rows.values():
             if r.group not in groups:
@@ -413,7 +421,7 @@ class Results:
                 name = r.name if r.name != last else ""
                 last = r.name
                 if not r.ok:
-                    out.append(f"{name:<47} {r.subject:<11} n/a ({r.reason() or 'not measured'})")
+                    out.append(f"{name:<47} {r.subject:<17} n/a ({r.reason() or 'not measured'})")
                     continue
                 rng = f"{fmt(r.stat('min'))}..{fmt(r.stat('max'))}"
                 ratios = []
@@ -426,7 +434,7 @@ class Results:
                     extra = (extra + "  " if extra else "") + f"({r.note})"
                 if r.failures:
                     extra += f"  [{r.reason()}]"
-                out.append(f"{name:<47} {r.subject:<11} {fmt(r.stat('median')):>8} {rng:>24} "
+                out.append(f"{name:<47} {r.subject:<17} {fmt(r.stat('median')):>8} {rng:>24} "
                            f"{fmt(r.stat('p99')):>8}  {r.unit:<4}  {extra}")
         return "\n".join(out)
 
@@ -451,7 +459,7 @@ class Bench:
         self.unavailable = {}
         self.rsp_bytes = {}
         self.ref = None
-        self.noise = Noise()
+        self.noise = Noise(self.cfg["noise_wait"])
 
     def tool(self, name):
         return os.path.join(self.tools, name)
@@ -635,6 +643,9 @@ class Bench:
                     rows[(cfg, fig, "floor")] = R.row(
                         "startup", name, "floor", "ms",
                         note="exec tpmfloor: link libtpms + MainInit + Startup + exit")
+                    rows[(cfg, fig, "floor-static")] = R.row(
+                        "startup", name, "floor-static", "ms",
+                        note="the same, libtpms and libcrypto linked statically, non-PIE")
                 for s in ("swtpm", "ours"):
                     rt = [f"startup/{name}/swtpm"] if s == "ours" else []
                     rows[(cfg, fig, s)] = R.row("startup", name, s, "ms", ratio_to=rt)
@@ -645,16 +656,29 @@ class Bench:
         rows["true"] = R.row("startup", "exec /bin/true (fork+exec+exit)", "floor", "ms")
         rows["link"] = R.row("startup", "exec + link libtpms, libcrypto (tpmfloor -x)", "floor",
                              "ms")
+        rows["link-static"] = R.row("startup", "exec + link libtpms, libcrypto (tpmfloor -x)",
+                                    "floor-static", "ms", note="linked statically, non-PIE")
         return rows
 
     def run_startup(self, run):
         rows = self.startup_rows()
         n = str(self.cfg["start_reps"])
         ex = [self.tool("start"), "-e", "-n", str(self.cfg["exec_reps"]), "--"]
-        for key, argv in (("true", ["/bin/true"]), ("link", [self.tool("tpmfloor"), "-x"]),
-                          (("fresh", "first_cmd", "floor"), [self.tool("tpmfloor")]),
-                          (("existing", "first_cmd", "floor"),
-                           [self.tool("tpmfloor")] + (["-p", self.ref] if self.ref else []))):
+        ref = ["-p", self.ref] if self.ref else []
+        floors = [("true", ["/bin/true"]), ("link", [self.tool("tpmfloor"), "-x"]),
+                  (("fresh", "first_cmd", "floor"), [self.tool("tpmfloor")]),
+                  (("existing", "first_cmd", "floor"), [self.tool("tpmfloor")] + ref)]
+        static = self.tool("tpmfloor-static")
+        if os.access(static, os.X_OK):
+            floors += [("link-static", [static, "-x"]),
+                       (("fresh", "first_cmd", "floor-static"), [static]),
+                       (("existing", "first_cmd", "floor-static"), [static] + ref)]
+        else:
+            for k in ("link-static", ("fresh", "first_cmd", "floor-static"),
+                      ("existing", "first_cmd", "floor-static")):
+                if not rows[k].failures:
+                    rows[k].fail("libtpms.a or libcrypto.a not installed")
+        for key, argv in floors:
             try:
                 rec = run_tool(ex + argv)["exec_exit"]
                 rows[key].add(rec["median"] / 1000, rec["p99"] / 1000, rec["n"])
@@ -685,19 +709,66 @@ class Bench:
                     rows[(cfg, f, s)].add(rec["median"] / 1000, rec["p99"] / 1000, rec["n"])
 
     # -- memory
+    MEM_FLOORS = {"min-daemon": ("echosrv", "echo-epoll loop running libtpms"),
+                  "min-daemon-static": ("echosrv-static", "the same, libtpms and libcrypto "
+                                        "linked statically, non-PIE")}
+
     def mem_rows(self, k):
         rows = {}
         for phase, title in (("mem_idle", "idle"), ("mem_work", "after work")):
             for fig, label in (("rss", "RSS"), ("pss", "PSS"), ("pdirty", "Private_Dirty")):
                 name = f"K={k} {title} {label}"
-                for s in ("swtpm", "ours"):
-                    rt = [f"memory/{name}/swtpm"] if s == "ours" else []
-                    rows[(phase, fig, s)] = self.res.row("memory", name, s, "kB", ratio_to=rt)
+                for s in list(self.MEM_FLOORS) + ["swtpm", "ours"]:
+                    rt = [f"memory/{name}/swtpm"] if s != "swtpm" else []
+                    note = self.MEM_FLOORS[s][1] if s in self.MEM_FLOORS and \
+                        (phase, fig) == ("mem_idle", "rss") else ""
+                    rows[(phase, fig, s)] = self.res.row("memory", name, s, "kB", ratio_to=rt,
+                                                         note=note)
         return rows
+
+    def mem_floor(self, k, subject, rows):
+        """K min-daemons (echosrv -T), read like many.c reads the daemons."""
+        mine = [r for key, r in rows.items() if key[2] == subject]
+        tool = self.tool(self.MEM_FLOORS[subject][0])
+        if not os.access(tool, os.X_OK):
+            for r in mine:
+                if not r.failures:
+                    r.fail("libtpms.a or libcrypto.a not installed")
+            return
+        d = os.path.join(self.out, f"mem-{subject}")
+        shutil.rmtree(d, ignore_errors=True)
+        srvs = []
+        try:
+            for i in range(k):
+                srvs.append(EchoServer(self.tool("echosrv") if subject == "min-daemon" else tool,
+                                       "epoll", f"{d}/{i:03d}", "unix", None, self.ref, tpm=True))
+            for phase, cmds in (("mem_idle", ["getrandom:1"]),
+                                ("mem_work", ["getrandom:100", "pcrextend:100", "cp-ecc:1",
+                                              "cp-rsa:1"])):
+                for srv in srvs:
+                    run_tool([self.tool("rtt"), "-a", srv.data, "-w", "0"] + cmds)
+                time.sleep(0.2)
+                figs = collections.Counter()
+                for srv in srvs:
+                    with open(f"/proc/{srv.pid}/smaps_rollup") as f:
+                        for ln in f:
+                            key, _, v = ln.partition(":")
+                            if key in ("Rss", "Pss", "Private_Dirty"):
+                                figs[key] += int(v.split()[0])
+                for fig, key in (("rss", "Rss"), ("pss", "Pss"), ("pdirty", "Private_Dirty")):
+                    rows[(phase, fig, subject)].add(figs[key] / k)
+        except (ToolError, OSError) as e:
+            for r in mine:
+                r.fail(str(e))
+        finally:
+            for srv in srvs:
+                srv.stop()
 
     def run_memory(self, run):
         for k in self.cfg["mem_ks"]:
             rows = self.mem_rows(k)
+            for s in self.MEM_FLOORS:
+                self.mem_floor(k, s, rows)
             for s in ("swtpm", "ours"):
                 mine = [r for key, r in rows.items() if key[2] == s]
                 if self.subject_rows_na(mine, s):
@@ -746,8 +817,8 @@ class Bench:
             for fig, _ in self.STATE_FIGS:
                 rec = recs[fig]
                 rows[(fig, s)].add(rec["median"], rec["p99"], rec["n"])
-            for r in mine:
-                r.note = f"blobs {recs['get_perm']['perm_bytes']} + {recs['get_perm']['vol_bytes']} B"
+            rows[("get_perm", s)].note = f"{recs['get_perm']['perm_bytes']} B blob"
+            rows[("get_vol", s)].note = f"{recs['get_vol']['vol_bytes']} B blob"
 
     # -- N instances
     def run_scale(self, run):
@@ -949,7 +1020,12 @@ def main():
     for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(s, _on_signal)
 
+    nice = os.environ.get("BENCH_NICE", "")
+    if nice:
+        # opt-in: every process of the run (tools, daemons) inherits it
+        os.setpriority(os.PRIO_PROCESS, 0, int(nice))
     b = Bench(args)
+    b.cfg = dict(b.cfg, nice=int(nice) if nice else 0)
     b.run()
     res = b.res
     records = res.records()
