@@ -6,7 +6,8 @@
 #   accel       vm_accel_prepare: KVM if a probe guest boots with it, else TCG
 #               (the answer is cached per kernel and QEMU version)
 #   initramfs   vm_initramfs_build: busybox, /init, the scenario's binaries
-#               with their ldd closure, dlopen()ed libraries, modules + depmod
+#               with their ldd closure, dlopen()ed libraries, our guest tools
+#               (tools/*.c), modules + depmod
 #   job API     the functions a scenario's vm_host uses (see README.md):
 #               vm_daemon_start/_wait, vm_qemu_start/_wait, vm_wait_line,
 #               vm_send, vm_qmp, vm_guest_results, vm_ctrl_check, vm_result
@@ -214,8 +215,8 @@ vm_stage_module() {	# STAGE NAME: a module of the test kernel and its dependenci
 # (everything but the per-job /vm/env and guest daemon).  Reads VM_BINS,
 # VM_LIBS, VM_MODULES from the scenario file.  Returns 1 with VM_ERR.
 vm_initramfs_build() {
-	local scen=$1 out=$2 stage pat f m
-	local VM_BINS="" VM_LIBS="" VM_MODULES=""
+	local scen=$1 out=$2 stage pat f m t
+	local VM_BINS="" VM_LIBS="" VM_MODULES="" VM_TOOLS=""
 	# shellcheck disable=SC1090
 	. "$scen"
 	stage=${out%.cpio}.root
@@ -229,6 +230,15 @@ vm_initramfs_build() {
 			[ -e "$f" ] || { VM_ERR="library $f does not exist"; return 1; }
 			vm_stage_lib "$stage" "$f" && vm_stage_deps "$stage" "$f" || return 1
 		done
+	done
+	# our own guest tools: tools/NAME.c, built here, /usr/bin/NAME in the guest
+	for t in $VM_TOOLS; do
+		if ! cc -O2 -Wall -Wextra -Werror -o "$stage/usr/bin/$t" "$VM_HERE/tools/$t.c" \
+				2>"$out.$t.log"; then
+			VM_ERR="cc tools/$t.c failed: $(head -n 3 "$out.$t.log" | tr '\n' ' ')"
+			return 1
+		fi
+		vm_stage_deps "$stage" "$stage/usr/bin/$t" || return 1
 	done
 	if [ -n "$VM_MODULES" ]; then
 		mkdir -p "$stage/lib/modules/$VM_KV"
@@ -508,6 +518,16 @@ vm_guest_results() {
 	if [ $boots -gt 1 ]; then
 		vm_result FAIL guest-boots "the guest booted $boots times (a reset or reboot)"
 	fi
+	# the guest kernel must not have oopsed, whatever the scenario reported
+	why=""
+	for n in "$@"; do
+		why=$(tr -d '\r' <"$VM_JOB/$n/console.log" 2>/dev/null |
+			grep -m 1 -E 'BUG:|Oops|general protection fault|Kernel panic|list_(add|del) corruption|Call Trace:' |
+			sed "s|^|$n console: |")
+		[ -n "$why" ] && break
+	done
+	if [ -n "$why" ]; then vm_result FAIL guest-kernel "$why"
+	else vm_result PASS guest-kernel; fi
 	if [ $done = 1 ] && [ $nres -gt 0 ]; then
 		vm_result PASS guest-done
 		return 0
