@@ -133,7 +133,7 @@ static int log_open(const struct cli_config *cfg)
 
 	if (cfg->log_file) {
 		fd = open(cfg->log_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY |
-			  (cfg->log_truncate ? O_TRUNC : 0), 0644);
+			  (cfg->log_truncate ? O_TRUNC : 0), 0600);
 		if (fd < 0) {
 			fprintf(stderr, "vtpm-bridge: --log: %s: %s\n", cfg->log_file, strerror(errno));
 			return -1;
