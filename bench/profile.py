@@ -59,6 +59,7 @@ class Prof:
         self.ref = os.path.join(OUT, "ref.permall")
         shutil.copy(f"{d}/state/tpm2-00.permall", self.ref)
         self.cpu = sorted(os.sched_getaffinity(0))[-1]
+        os.sync()   # a just-written binary's pages would count as Private_Dirty
 
     def tool(self, name):
         return os.path.join(self.tools, name)

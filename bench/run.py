@@ -135,14 +135,6 @@ class Noise:
         self.log.append(dict(block=block, busy_pct=round(100 * busy, 1),
                              waited_s=round(time.monotonic() - t0 - 0.1, 2)))
 
-    def summary(self):
-        if not self.log:
-            return "no samples"
-        b = sorted(x["busy_pct"] for x in self.log)
-        noisy = sum(1 for x in b if x > 100 * self.QUIET)
-        return (f"other load before blocks: median {statistics.median(b):.0f} %, max {b[-1]:.0f} % "
-                f"of all CPUs; {noisy} of {len(b)} blocks started above {100 * self.QUIET:.0f} %")
-
 
 class ToolError(Exception):
     pass
@@ -335,6 +327,13 @@ class Row:
     def ok(self):
         return bool(self.medians)
 
+    def iqr(self):
+        """(q1, q3) of the run medians."""
+        if len(self.medians) < 2:
+            return (self.medians[0], self.medians[0]) if self.medians else (None, None)
+        q = statistics.quantiles(self.medians, n=4, method="inclusive")
+        return q[0], q[2]
+
     def stat(self, what):
         if not self.medians:
             return None
@@ -356,7 +355,8 @@ class Row:
                    n=self.ns[0] if self.ns else None,
                    min=self.stat("min"), median=self.stat("median"),
                    max=self.stat("max"), p99=self.stat("p99"),
-                   run_medians=self.medians, ratio_to=self.ratio_to,
+                   run_medians=self.medians, run_p99s=self.p99s, failures=self.failures,
+                   ratio_to=self.ratio_to,
                    ratios={r: results.ratio(self, r) for r in self.ratio_to},
                    status="ok" if self.ok else "n/a", reason=self.reason(), note=self.note)
         return rec
@@ -402,6 +402,21 @@ class Results:
 
     def records(self):
         return [r.record(self) for r in self.rows.values()]
+
+    @classmethod
+    def from_json(cls, doc):
+        """The rows of a result file, as measured (for --show)."""
+        res = cls()
+        for rec in doc["rows"]:
+            r = res.row(rec["group"], rec["name"], rec["subject"], rec["unit"],
+                        rec.get("better", "lower"), rec.get("ratio_to", []), rec.get("note", ""))
+            r.medians = list(rec.get("run_medians") or [])
+            r.p99s = list(rec.get("run_p99s") or ([rec["p99"]] if rec.get("p99") is not None
+                                                   else []))
+            r.ns = [rec["n"]] if rec.get("n") else []
+            r.failures = list(rec.get("failures") or ([rec["reason"]] if rec.get("reason")
+                                                       else []))
+        return res
 
     def table(self):
         out = []
@@ -499,6 +514,10 @@ class Bench:
                 self.unavailable["ours"] = f"daemon failed: {e}"
         for s, why in self.unavailable.items():
             self.log(f"{s}: n/a ({why})")
+        # Page-cache pages of a file written moments ago (the tools, the
+        # snapshot) are dirty until writeback, and smaps counts a mapped dirty
+        # page as Private_Dirty: write them back before measuring memory.
+        os.sync()
 
     def subject_rows_na(self, rows, subject):
         if subject in self.unavailable:
@@ -886,10 +905,13 @@ class Bench:
 
 # ------------------------------------------------------------------ targets
 
-def targets(res, bench):
+def targets(res, cfg):
+    """The issue's targets (and the bench's own, marked "(bench)") as
+    records; a comparison of two rows whose interquartile ranges of run
+    medians overlap is marked within_noise."""
     out = []
 
-    def t(text, lhs, rhs, factor=1.0, const=None, unit=""):
+    def t(text, lhs, rhs, factor=1.0, const=None):
         a = res.get(lhs)
         b = res.get(rhs) if rhs else None
         rec = dict(target=text, lhs=lhs, rhs=rhs, factor=factor, const=const)
@@ -901,6 +923,9 @@ def targets(res, bench):
             lv = a.stat("median")
             rv = const if const is not None else factor * b.stat("median")
             rec.update(lhs_value=lv, rhs_value=rv, status="met" if lv <= rv else "not met")
+            if b is not None:
+                (a1, a3), (b1, b3) = a.iqr(), b.iqr()
+                rec["within_noise"] = a1 <= factor * b3 and factor * b1 <= a3
         out.append(rec)
 
     for tr in ("unix", "tcp"):
@@ -918,11 +943,11 @@ def targets(res, bench):
           f"{n}/swtpm", 0.5)
         n = f"startup/GET_CAPABILITY answered, {st}"
         t(f"start-up to ctrl answering, {st} <= 0.5 x swtpm", f"{n}/ours", f"{n}/swtpm", 0.5)
-    for k in bench.cfg["mem_ks"]:
+    for k in cfg["mem_ks"]:
         n = f"memory/K={k} idle Private_Dirty"
         t(f"idle Private_Dirty per instance (K={k}) <= 0.5 x swtpm", f"{n}/ours",
           f"{n}/swtpm", 0.5)
-    n = bench.cfg["scale_n"]
+    n = cfg["scale_n"]
     t(f"{n} instances: total PSS <= 0.6 x swtpm", f"scale/N={n} total PSS/ours",
       f"scale/N={n} total PSS/swtpm", 0.6)
     t(f"{n} instances: all answer GetRandom within 1 s", f"scale/N={n} all answer GetRandom/ours",
@@ -938,8 +963,10 @@ def format_targets(ts):
         if x["status"] == "n/a":
             lines.append(f"  {x['target']}: n/a ({x['reason']})")
         else:
+            noise = " (within noise: the interquartile ranges of the run medians overlap)" \
+                if x.get("within_noise") else ""
             lines.append(f"  {x['target']}: {fmt(x['lhs_value'])} vs {fmt(x['rhs_value'])} "
-                         f"-> {x['status']}")
+                         f"-> {x['status']}{noise}")
     return "\n".join(lines)
 
 
@@ -1012,10 +1039,54 @@ def versions():
     return v
 
 
+def noise_summary(log, quiet=Noise.QUIET):
+    if not log:
+        return "no samples"
+    b = sorted(x["busy_pct"] for x in log)
+    noisy = sum(1 for x in b if x > 100 * quiet)
+    return (f"other load before blocks: median {statistics.median(b):.0f} %, max {b[-1]:.0f} % "
+            f"of all CPUs; {noisy} of {len(b)} blocks started above {100 * quiet:.0f} %")
+
+
+def print_report(doc, res, ts, rel):
+    """The table, the targets and the regressions of one result."""
+    m, v = doc["machine"], doc["versions"]
+    print(f"vtpm-bridge benchmark ({doc['mode']}): {m['name']}, {m['kernel']}; swtpm "
+          f"{v.get('swtpm')}, libtpms {v.get('libtpms0')}, tree {v.get('vtpm-bridge')}; "
+          f"{doc['config']['runs']} runs per figure; {doc['elapsed_s']:.0f} s; {doc['date']}")
+    print(f"{noise_summary(doc['noise'])}; loadavg {' '.join(doc['loadavg']['start'])} -> "
+          f"{' '.join(doc['loadavg']['end'])}")
+    print("median = median of the run medians; min..max = spread of the run medians; "
+          "p99 = median of the run p99s")
+    print(res.table())
+    print("\n== targets (issue 6)")
+    print(format_targets(ts))
+    print("\n== regressions (> %d %% worse and beyond the previous min..max)" % REGRESSION_PCT)
+    commit, flagged = doc.get("compared_with"), doc.get("regressions") or []
+    if not commit:
+        print(f"  nothing to compare with: no committed {rel}")
+    elif not flagged:
+        print(f"  none against {rel} at {commit}")
+    else:
+        for f in flagged:
+            print(f"  REGRESSION {f['id']}: {fmt(f['old'])} -> {fmt(f['new'])} {f['unit']} "
+                  f"({f['pct']:+.0f} %; previous runs {fmt(f['old_min'])}..{fmt(f['old_max'])})")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--build", default="build", help="build directory (default: build)")
+    ap.add_argument("--show", metavar="JSON",
+                    help="print the table and targets of a result file; measure nothing")
     args = ap.parse_args()
+    if args.show:
+        with open(args.show) as f:
+            doc = json.load(f)
+        res = Results.from_json(doc)
+        ts = targets(res, doc["config"]) + [x for x in doc.get("targets", [])
+                                             if x["target"].startswith("no regressions")]
+        print_report(doc, res, ts, args.show)
+        return 0
     atexit.register(kill_all)
     for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(s, _on_signal)
@@ -1029,7 +1100,7 @@ def main():
     b.run()
     res = b.res
     records = res.records()
-    ts = targets(res, b)
+    ts = targets(res, b.cfg)
 
     # the committed full result of this machine is the reference for both
     # modes; a quick run writes its JSON outside git (bench/out/)
@@ -1044,33 +1115,15 @@ def main():
         ts.append(dict(target="no regressions", status="n/a",
                        reason=f"no committed {rel} to compare with"))
 
-    print(f"vtpm-bridge benchmark ({'BENCH_QUICK' if b.quick else 'full'}): {machine_name()}, "
-          f"{os.uname().release}; swtpm {versions().get('swtpm')}; {b.cfg['runs']} runs per "
-          f"figure; {b.elapsed:.0f} s; loadavg {' '.join(b.load0)} -> {' '.join(b.load1)}")
-    print(b.noise.summary())
-    print("median = median of the run medians; min..max = spread of the run medians; "
-          "p99 = median of the run p99s")
-    print(res.table())
-    print("\n== targets (issue 6)")
-    print(format_targets(ts))
-    print("\n== regressions (> %d %% worse and beyond the previous min..max)" % REGRESSION_PCT)
-    if not prev:
-        print(f"  nothing to compare with: no committed {rel}")
-    elif not flagged:
-        print(f"  none against {rel} at {commit}")
-    else:
-        for f in flagged:
-            print(f"  REGRESSION {f['id']}: {fmt(f['old'])} -> {fmt(f['new'])} {f['unit']} "
-                  f"({f['pct']:+.0f} %; previous runs {fmt(f['old_min'])}..{fmt(f['old_max'])})")
-
     doc = dict(schema=1, machine=dict(name=machine_name(), kernel=os.uname().release,
                                       cpus=os.cpu_count(), client_cpu=b.cpu_a,
                                       cross_cpu=b.cpu_b),
-               mode="quick" if b.quick else "full", config={k: v for k, v in b.cfg.items()},
+               mode="quick" if b.quick else "full", config=dict(b.cfg),
                date=time.strftime("%Y-%m-%dT%H:%M:%S%z"), versions=versions(),
                elapsed_s=round(b.elapsed, 1), loadavg=dict(start=b.load0, end=b.load1),
-               noise=b.noise.log, unavailable=b.unavailable, rows=records, targets=ts, regressions=flagged,
-               compared_with=commit)
+               noise=b.noise.log, unavailable=b.unavailable, rows=records, targets=ts,
+               regressions=flagged, compared_with=commit)
+    print_report(doc, res, ts, rel)
     os.makedirs(os.path.dirname(os.path.join(ROOT, dest)), exist_ok=True)
     with open(os.path.join(ROOT, dest), "w") as f:
         json.dump(doc, f, indent=1)
