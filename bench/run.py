@@ -963,9 +963,9 @@ def format_targets(ts):
         if x["status"] == "n/a":
             lines.append(f"  {x['target']}: n/a ({x['reason']})")
         elif "flagged" in x:
-            moved = f", {x['floor_moved']} of them where the floors moved too" \
+            moved = f", {x['floor_moved']} of them where the controls moved too" \
                 if x.get("floor_moved") else ""
-            lines.append(f"  {x['target']}: {x['flagged']} daemon rows flagged{moved} "
+            lines.append(f"  {x['target']}: {x['flagged']} rows of ours flagged{moved} "
                          f"-> {x['status']}")
         else:
             noise = " (within noise: the interquartile ranges of the run medians overlap)" \
@@ -1024,9 +1024,10 @@ def regressions(records, prev):
                                 old=o["median"], old_min=o["min"], old_max=o["max"],
                                 new=r["median"], unit=r["unit"],
                                 pct=100.0 * (r["median"] / o["median"] - 1)))
-    # A floor (no daemon in it) that got worse means the machine did; a
-    # daemon row next to it (same name; in groups whose floors have names of
-    # their own, the same group) is then suspect, not convicted.
+    # A control (a floor, or Debian's swtpm: code that did not change) that
+    # got worse means the machine did; our row next to it (same name; in
+    # groups whose floors have names of their own, the same group) is then
+    # suspect, not convicted.
     slow = {f["id"].rsplit("/", 1)[0] for f in flagged if is_floor(f["subject"])}
     slow_groups = {f["group"] for f in flagged if is_floor(f["subject"])}
     for f in flagged:
@@ -1036,7 +1037,9 @@ def regressions(records, prev):
 
 
 def is_floor(subject):
-    return subject not in ("swtpm", "ours")
+    """A control: everything but our daemon (floors, and swtpm, whose code
+    does not change between our commits)."""
+    return subject != "ours" and not subject.startswith("ours-")
 
 
 # --------------------------------------------------------------------- main
@@ -1088,19 +1091,19 @@ def print_report(doc, res, ts, rel):
     else:
         floors = sum(1 for f in flagged if is_floor(f.get("subject", "")))
         if floors:
-            print(f"  {floors} of the {len(flagged)} rows flagged are floors (no daemon in them): "
-                  f"the machine was slower there; a daemon row marked [floors moved] may be "
-                  f"the machine, not the code")
+            print(f"  {floors} of the {len(flagged)} rows flagged are controls (floors, swtpm): "
+                  f"the machine was slower there; a row of ours marked [controls moved] may "
+                  f"be the machine, not the code")
         for f in flagged:
             if is_floor(f.get("subject", "")):
                 continue
-            mark = "  [floors moved]" if f.get("floor_moved") else ""
+            mark = "  [controls moved]" if f.get("floor_moved") else ""
             print(f"  REGRESSION {f['id']}: {fmt(f['old'])} -> {fmt(f['new'])} {f['unit']} "
                   f"({f['pct']:+.0f} %; previous runs {fmt(f['old_min'])}..{fmt(f['old_max'])})"
                   f"{mark}")
         for f in flagged:
             if is_floor(f.get("subject", "")):
-                print(f"  floor {f['id']}: {fmt(f['old'])} -> {fmt(f['new'])} {f['unit']} "
+                print(f"  control {f['id']}: {fmt(f['old'])} -> {fmt(f['new'])} {f['unit']} "
                       f"({f['pct']:+.0f} %)")
 
 
