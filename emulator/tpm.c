@@ -361,6 +361,43 @@ uint32_t emu_canceled_rc(const struct emu *emu)
 	return emu->cfg.tpm2 ? TPM2_RC_CANCELED : 0;
 }
 
+static uint16_t get_be16(const uint8_t *p)
+{
+	return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+/*
+ * The key type a TPM2 Create, CreatePrimary or CreateLoaded asks for: after
+ * the header and the one handle, the auth area (tag 0x8002), the
+ * TPM2B inSensitive, then the TPM2B inPublic, which starts with the type.
+ * 0 when the command is too short to say.
+ */
+static uint16_t tpm2_create_key_type(const uint8_t *cmd, size_t len)
+{
+	size_t off = 14;	/* header (10) + handle (4) */
+
+	if (get_be16(cmd) == 0x8002) {
+		uint32_t auth;
+
+		if (len < off + 4)
+			return 0;
+		auth = get_be32(cmd + off);
+		off += 4;
+		if (auth > len - off)
+			return 0;
+		off += auth;
+	}
+	if (len - off < 2)
+		return 0;
+	off += 2;
+	if (get_be16(cmd + off - 2) > len - off)	/* inSensitive */
+		return 0;
+	off += get_be16(cmd + off - 2);
+	if (len - off < 4)
+		return 0;
+	return get_be16(cmd + off + 2);		/* inPublic: size, then type */
+}
+
 bool emu_command_is_long(const struct emu *emu, const uint8_t *cmd, size_t len)
 {
 	uint32_t ord;
@@ -368,9 +405,20 @@ bool emu_command_is_long(const struct emu *emu, const uint8_t *cmd, size_t len)
 	if (len < 10)
 		return false;
 	ord = get_be32(cmd + 6);
-	if (emu->cfg.tpm2)
-		return ord == 0x131 /* CreatePrimary */ || ord == 0x153 /* Create */ ||
-		       ord == 0x191 /* CreateLoaded */;
+	if (emu->cfg.tpm2) {
+		uint16_t type;
+
+		/*
+		 * RSA key generation takes 10-100 ms; an ECC key ~0.3 ms, less
+		 * than the thread hand-off is worth.  A template we cannot read
+		 * goes to the worker, to be safe.
+		 */
+		if (ord != 0x131 /* CreatePrimary */ && ord != 0x153 /* Create */ &&
+		    ord != 0x191 /* CreateLoaded */)
+			return false;
+		type = tpm2_create_key_type(cmd, len);
+		return type == 0 || type == 0x0001 /* TPM_ALG_RSA */;
+	}
 	return ord == 0x0d /* TakeOwnership */ || ord == 0x1f /* CreateWrapKey */ ||
 	       ord == 0x79 /* MakeIdentity */ || ord == 0x78 /* CreateEndorsementKeyPair */ ||
 	       ord == 0x7f /* CreateRevocableEK */ || ord == 0x13 /* CMK_CreateKey */;
