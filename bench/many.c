@@ -2,9 +2,11 @@
  * many.c - K daemon instances started together: time until every one
  * answers, and their memory, idle and after some work.
  *
- * Usage: many -b BIN -d DIR -k K [-r REF] [-W] [-s SETTLE_MS]
+ * Usage: many -b BIN -d DIR -k K [-r REF] [-U | -W] [-s SETTLE_MS]
  *   -r REF    every instance starts from a copy of this permanent state
  *             (without it each one manufactures a new TPM)
+ *   -U        stop after GET_CAPABILITY: instances started but never asked
+ *             anything of their TPM (memory figure mem_unused)
  *   -W        after the idle reading, run a workload on every instance
  *             (100 GetRandom, 100 PCR_Extend, CreatePrimary ECC P-256 and
  *             RSA 2048, each flushed) and read memory again
@@ -38,6 +40,8 @@ struct member {
 	uint8_t buf[64];
 };
 
+static int caps_only;
+
 static void advance(struct member *m)
 {
 	struct tpm_cmd c;
@@ -58,6 +62,11 @@ static void advance(struct member *m)
 		/* poll() said readable; the 8 bytes come in one segment */
 		if (bench_read_all(m->cfd, m->buf, 8))
 			goto fail;
+		if (caps_only) {
+			/* -U: started and asked nothing of the TPM */
+			m->step = S_READY;
+			return;
+		}
 		m->step = S_DATA;
 		/* fall through */
 	case S_DATA:
@@ -151,7 +160,7 @@ int main(int argc, char **argv)
 	int *pidx;
 
 	bench_init();
-	while ((o = getopt(argc, argv, "b:d:k:r:Ws:")) != -1) {
+	while ((o = getopt(argc, argv, "b:d:k:r:UWs:")) != -1) {
 		switch (o) {
 		case 'b':
 			bin = optarg;
@@ -164,6 +173,9 @@ int main(int argc, char **argv)
 			break;
 		case 'r':
 			ref = optarg;
+			break;
+		case 'U':
+			caps_only = 1;
 			break;
 		case 'W':
 			work = 1;
@@ -244,8 +256,8 @@ int main(int argc, char **argv)
 		bench_emit_value("all_ctrl", "us", t_ctrl - t0, extra);
 		bench_emit_value("all_ready", "us", t_ready - t0, extra);
 	}
-	read_mem(ms, (int)k, "mem_idle", settle_ms);
-	if (work) {
+	read_mem(ms, (int)k, caps_only ? "mem_unused" : "mem_idle", settle_ms);
+	if (work && !caps_only) {
 		for (int i = 0; i < k; i++)
 			workload(&ms[i]);
 		read_mem(ms, (int)k, "mem_work", settle_ms);
