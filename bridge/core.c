@@ -12,6 +12,7 @@
 #include <ptm.h>
 
 #include "blob.h"
+#include "bytes.h"
 #include "log.h"
 #include "loop.h"
 #include "tpm.h"
@@ -73,11 +74,6 @@ struct core {
 	struct core_lock_wait lock_wait;
 	struct loop_watch lock_timer;
 };
-
-static uint32_t get_be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
 
 /* ---- the worker thread ---- */
 

@@ -27,6 +27,7 @@
 #include <ptm.h>
 
 #include "cli.h"
+#include "bytes.h"
 #include "core.h"
 #include "ctrl-msg.h"
 #include "front.h"
@@ -83,11 +84,6 @@ struct socket_front {
 
 static void conn_process(struct conn *c);
 static void conn_close(struct conn *c);
-
-static uint32_t get_be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
 
 /* ---- connections: buffers and I/O shared by ctrl and data ---- */
 

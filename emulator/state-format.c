@@ -18,6 +18,8 @@
 
 #include <ptm.h>
 
+#include "bytes.h"
+
 #define STATE_HDR_LEN		10u
 #define STATE_HDR_VERSION	2u	/* 2 = TLV body; 1 (legacy) is not supported */
 #define STATE_HDR_MIN_VERSION	1u	/* what we write */
@@ -33,30 +35,6 @@
 #define STATE_TAG_DATA			1u
 #define STATE_TAG_ENCRYPTED_DATA	2u
 #define STATE_TAG_MIGRATION_DATA	4u
-
-static uint16_t state_get_be16(const uint8_t *p)
-{
-	return (uint16_t)((unsigned int)p[0] << 8 | p[1]);
-}
-
-static uint32_t state_get_be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static void state_put_be16(uint8_t *p, uint16_t v)
-{
-	p[0] = (uint8_t)(v >> 8);
-	p[1] = (uint8_t)v;
-}
-
-static void state_put_be32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
-}
 
 /* libtpms's names for the blob types. */
 static const struct {
@@ -97,9 +75,9 @@ static void state_hdr_put(uint8_t *p, uint16_t flags, uint32_t totlen)
 {
 	p[0] = STATE_HDR_VERSION;
 	p[1] = STATE_HDR_MIN_VERSION;
-	state_put_be16(p + 2, STATE_HDR_LEN);
-	state_put_be16(p + 4, flags);
-	state_put_be32(p + 6, totlen);
+	put_be16(p + 2, STATE_HDR_LEN);
+	put_be16(p + 4, flags);
+	put_be32(p + 6, totlen);
 }
 
 /*
@@ -115,11 +93,11 @@ static int state_hdr_check(const uint8_t *buf, size_t len, uint16_t *flags)
 		return -EBADMSG;
 	if (buf[1] > STATE_HDR_MAX_MIN_VERSION)
 		return -EBADMSG;
-	if (state_get_be16(buf + 2) != STATE_HDR_LEN)
+	if (get_be16(buf + 2) != STATE_HDR_LEN)
 		return -EBADMSG;
-	if (state_get_be32(buf + 6) != len)
+	if (get_be32(buf + 6) != len)
 		return -EBADMSG;
-	*flags = state_get_be16(buf + 4);
+	*flags = get_be16(buf + 4);
 	return 0;
 }
 
@@ -145,10 +123,10 @@ static int state_tlv_find(const uint8_t *buf, size_t len, uint16_t tag,
 
 		if (left < STATE_TLV_HDR_LEN)
 			return -EBADMSG;
-		vlen = state_get_be32(buf + off + 2);
+		vlen = get_be32(buf + off + 2);
 		if (vlen > left - STATE_TLV_HDR_LEN)
 			return -EBADMSG;
-		if (!first && state_get_be16(buf + off) == tag) {
+		if (!first && get_be16(buf + off) == tag) {
 			first = buf + off + STATE_TLV_HDR_LEN;
 			first_len = vlen;
 		}
@@ -172,8 +150,8 @@ static bool state_tlv_has(const uint8_t *buf, size_t len, uint16_t tag)
 
 static uint8_t *state_tlv_put(uint8_t *p, uint16_t tag, uint32_t len)
 {
-	state_put_be16(p, tag);
-	state_put_be32(p + 2, len);
+	put_be16(p, tag);
+	put_be32(p + 2, len);
 	return p + STATE_TLV_HDR_LEN;
 }
 

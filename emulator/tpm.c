@@ -13,6 +13,7 @@
 #include <ptm.h>
 
 #include "log.h"
+#include "bytes.h"
 #include "state.h"
 
 #define TPM2_ST_NO_SESSIONS	0x8001
@@ -85,19 +86,6 @@ static int libtpms_load(void)
 #undef LIBTPMS_RESOLVE
 	libtpms.handle = h;
 	return 0;
-}
-
-static uint32_t get_be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static void put_be32(uint8_t *p, uint32_t v)
-{
-	p[0] = (uint8_t)(v >> 24);
-	p[1] = (uint8_t)(v >> 16);
-	p[2] = (uint8_t)(v >> 8);
-	p[3] = (uint8_t)v;
 }
 
 /* ---- libtpms callbacks ---- */
@@ -359,11 +347,6 @@ uint32_t emu_command_size_rc(const struct emu *emu)
 uint32_t emu_canceled_rc(const struct emu *emu)
 {
 	return emu->cfg.tpm2 ? TPM2_RC_CANCELED : 0;
-}
-
-static uint16_t get_be16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] << 8 | p[1]);
 }
 
 /*
