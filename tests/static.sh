@@ -1,6 +1,6 @@
 #!/bin/sh
 # Static and dynamic analysis of our code, as result lines:
-#   cppcheck over bridge/ emulator/ tests/unit tests/fuzz;
+#   cppcheck over bridge/ emulator/ tests/unit tests/fuzz; a clang -Werror build;
 #   valgrind (memcheck) over every unit test;
 #   valgrind over the daemon serving a short session of real peers.
 set -u
@@ -15,6 +15,13 @@ if cppcheck --quiet --enable=warning,style,performance,portability --inline-supp
 	echo "PASS static/cppcheck"
 else
 	echo "FAIL static/cppcheck: $(head -n 3 "$out/cppcheck" | tr '\n' ' ')"
+fi
+
+# The code is clean with clang's warnings as well as gcc's (-Werror).
+if make --no-print-directory CC=clang BUILD="$BUILD/clang" all unit > "$out/clang" 2>&1; then
+	echo "PASS static/clang-build"
+else
+	echo "FAIL static/clang-build: $(grep -m 3 -E 'error|warning' "$out/clang" | tr '\n' ' ')"
 fi
 
 vg="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect"
