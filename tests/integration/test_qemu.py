@@ -1,14 +1,16 @@
 """QEMU 7.2's use of the ctrl channel, replayed byte for byte
 (qemu-libvirt.md A.3-A.6): start-up, VM reset, migration / save-restore of
 the three blobs into a fresh daemon (also across daemons), quit."""
+import fcntl
 import os
 import socket
 import struct
+import time
 
 import tpm2
 from harness import (test, check, Fail, OURS, SWTPM, Ctrl, Data, define_nv, expect_nv, pcr_value, make_persistent,
                      persistent_name, wait_for, lock_holder, CMD_GET_STATEBLOB, CMD_SET_STATEBLOB, CMD_SHUTDOWN, CMD_SET_DATAFD,
-                     TPM_RETRY)
+                     TPM_RETRY, CMD_LOCK_STORAGE, ms)
 from test_cmdline import qemu_startup
 
 CROSS = ('%s->%s' % (SWTPM, OURS), '%s->%s' % (OURS, SWTPM))
@@ -159,3 +161,36 @@ def _shared(ctx):
     check(a.ctrl.request(CMD_SHUTDOWN)[0] == 0, 'SHUTDOWN of the source')
     check(a.d.wait_exit(5) == 0, 'source exit')
     expect_nv(b, what=' on the destination after the source quit')
+
+
+@test('ours-only/lock-storage-after-failed-migration (swtpm 0.7.1 has no LOCK_STORAGE)', labels=(OURS,))
+def _relock(ctx):
+    """QEMU after a failed outgoing migration: the source had dropped its lock
+    (release-lock-outgoing), the VM resumes, QEMU sends LOCK_STORAGE(300).
+    Retries wait on a timer, not in the loop: another ctrl client is answered
+    meanwhile; the lock is taken as soon as the other holder lets go."""
+    a = Session(ctx, OURS, 'src', extra=['--migration', 'release-lock-outgoing'])
+    a.start()
+    lockf = os.path.join(a.d.state_dir, '.lock')
+    qemu_save(a)
+    check(wait_for(lambda: not lock_holder(lockf), 2.0), 'lock not released after the blobs were fetched')
+    fd = os.open(lockf, os.O_RDWR)
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)      # a destination holding it
+        res = a.ctrl.request(CMD_LOCK_STORAGE, struct.pack('>I', 0))[0]
+        check(res == 0x09, 'LOCK_STORAGE(0) while another process holds the lock: 0x%x, not 0x9' % res)
+        a.ctrl.send(struct.pack('>II', CMD_LOCK_STORAGE, 300))
+        other = a.d.ctrl()
+        t0 = time.monotonic()
+        check(other.caps() != 0, 'GET_CAPABILITY')
+        check(ms(t0) < 100, 'another ctrl client waited %.0f ms behind LOCK_STORAGE retries' % ms(t0))
+        time.sleep(0.2)
+        fcntl.lockf(fd, fcntl.LOCK_UN)
+        res = struct.unpack('>I', a.ctrl.recv_exact(4, 3.5, ' LOCK_STORAGE(300) reply'))[0]
+        check(res == 0, 'LOCK_STORAGE(300): 0x%x after the holder let go' % res)
+        check(ms(t0) < 1500, 'LOCK_STORAGE took %.0f ms after the lock was free' % ms(t0))
+    finally:
+        os.close(fd)
+    check(lock_holder(lockf), 'the daemon holds no lock after LOCK_STORAGE succeeded')
+    r = a.tpm(tpm2.get_random(8), expect_rc=None)
+    check(tpm2.rc_of(r) == 0, 'GetRandom after the relock: rc 0x%x' % tpm2.rc_of(r))
