@@ -191,7 +191,7 @@ static bool core_inband_locality(struct core_client *client, const uint8_t *cmd,
 	if (!client->inband_locality || len != 11 || get_be32(cmd + 6) != TPM_ORD_SET_LOCALITY)
 		return false;
 	if (cmd[10] > 4 || (cmd[10] == 4 && core->cfg.reject_locality_4)) {
-		core_error_response(core, core_is_tpm2(core) ? 0x97 /* TPM_RC_LOCALITY */ : PTM_RES_BAD_LOCALITY, resp);
+		core_error_response(core, emu_is_tpm2(core->emu) ? 0x97 /* TPM_RC_LOCALITY */ : PTM_RES_BAD_LOCALITY, resp);
 		return true;
 	}
 	client->locality = cmd[10];
@@ -360,11 +360,6 @@ static uint32_t core_caps(const struct core *core)
 	       PTM_CAP_RESET_TPMESTABLISHED | PTM_CAP_GET_STATEBLOB | PTM_CAP_SET_STATEBLOB |
 	       PTM_CAP_STOP | PTM_CAP_GET_CONFIG | PTM_CAP_SET_BUFFERSIZE | PTM_CAP_GET_INFO |
 	       PTM_CAP_LOCK_STORAGE;
-}
-
-uint32_t core_capabilities(const struct core *core)
-{
-	return core_caps(core);
 }
 
 /* Which state an operation needs: the one table of the spec's section 6. */
@@ -709,11 +704,6 @@ void core_error_response(const struct core *core, uint32_t rc, uint8_t out[10])
 uint32_t core_command_size_rc(const struct core *core)
 {
 	return emu_command_size_rc(core->emu);
-}
-
-bool core_is_tpm2(const struct core *core)
-{
-	return emu_is_tpm2(core->emu);
 }
 
 int core_start(struct core *core, bool init, int startup_type)

@@ -61,9 +61,6 @@ void core_withdraw(struct core *core, const void *arg);
 uint32_t core_max_command(const struct core *core);
 void core_error_response(const struct core *core, uint32_t rc, uint8_t out[10]);
 uint32_t core_command_size_rc(const struct core *core);
-bool core_is_tpm2(const struct core *core);
-/* The control operations the core implements (PTM_CAP_*); a front adds its own. */
-uint32_t core_capabilities(const struct core *core);
 
 /* ---- control operations (the PTM set, front-neutral) ---- */
 
@@ -83,7 +80,7 @@ struct core_ctrl_req {
 
 struct core_ctrl_reply {
 	uint32_t result;		/* PTM_RES_* or a libtpms code */
-	uint64_t caps;			/* GET_CAPABILITY */
+	uint64_t caps;			/* GET_CAPABILITY: the core's PTM_CAP_*; a front adds its own */
 	bool established;		/* GET_TPMESTABLISHED */
 	uint32_t config_flags;		/* GET_CONFIG */
 	uint32_t bufsize, bufsize_min, bufsize_max;	/* SET_BUFFERSIZE */

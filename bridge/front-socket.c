@@ -695,7 +695,6 @@ static void socket_front_close(struct front *front)
 	listener_close(f, &f->ctrl);
 	listener_close(f, &f->data);
 	loop_timer_destroy(f->env.loop, &f->accept_timer);
-	core_withdraw(f->env.core, f);
 	/* Closed connections are freed by the loop's deferred list (loop_destroy() runs it). */
 	free(f);
 }

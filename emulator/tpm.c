@@ -23,7 +23,6 @@
 #define TPM2_CC_STARTUP		0x00000144
 #define TPM2_RC_COMMAND_SIZE	0x00000142
 #define TPM2_RC_FAILURE		0x00000101
-#define TPM2_RC_CANCELED	0x00000909
 #define TPM_ORD_STARTUP		0x00000099
 
 struct emu {
@@ -342,11 +341,6 @@ uint32_t emu_not_running_rc(const struct emu *emu)
 uint32_t emu_command_size_rc(const struct emu *emu)
 {
 	return emu->cfg.tpm2 ? TPM2_RC_COMMAND_SIZE : TPM_BAD_PARAM_SIZE;
-}
-
-uint32_t emu_canceled_rc(const struct emu *emu)
-{
-	return emu->cfg.tpm2 ? TPM2_RC_CANCELED : 0;
 }
 
 /*

@@ -56,8 +56,6 @@ void emu_error_response(const struct emu *emu, uint32_t rc, uint8_t out[10]);
 uint32_t emu_not_running_rc(const struct emu *emu);
 /* The rc for a command larger than the buffer (TPM_RC_COMMAND_SIZE / TPM_BAD_PARAM_SIZE). */
 uint32_t emu_command_size_rc(const struct emu *emu);
-/* The rc for a command cancelled before it ran (TPM_RC_CANCELED); 0 for TPM 1.2. */
-uint32_t emu_canceled_rc(const struct emu *emu);
 /* Whether a command of this ordinal may run long enough to want a thread (key generation). */
 bool emu_command_is_long(const struct emu *emu, const uint8_t *cmd, size_t len);
 
