@@ -144,6 +144,18 @@ static int core_worker_start(struct core *core)
 
 static void core_drain(struct core *core);
 
+static void core_fatal(struct core *core)
+{
+	if (core->cfg.on_fatal)
+		core->cfg.on_fatal(core->cfg.fatal_arg);
+}
+
+/* Key generation goes to the worker; a TPM that is not running answers at once. */
+static bool core_wants_worker(const struct core *core, const uint8_t *cmd, size_t len)
+{
+	return emu_running(core->emu) && emu_command_is_long(core->emu, cmd, len);
+}
+
 static void core_worker_hand(struct core *core, struct core_work *w)
 {
 	core->running = w;
@@ -167,8 +179,7 @@ static void core_worker_finished(struct loop_watch *watch, uint32_t events)
 	if (job->start) {
 		if (core->worker_ret < 0) {
 			free(job);
-			if (core->cfg.on_fatal)
-				core->cfg.on_fatal(core->cfg.fatal_arg);
+			core_fatal(core);
 			return;
 		}
 		core->max_command = emu_buffer_size(core->emu);
@@ -243,12 +254,10 @@ static void core_drain(struct core *core)
 			core_worker_hand(core, w);
 			continue;
 		} else if (w->start) {
-			if (core->cfg.on_fatal)
-				core->cfg.on_fatal(core->cfg.fatal_arg);
+			core_fatal(core);
 		} else if (w->ctrl_done) {
 			core_exec_ctrl(core, w->client, &w->req, w->ctrl_done, w->arg);
-		} else if (emu_running(core->emu) && emu_command_is_long(core->emu, w->buf, w->len) &&
-			   core_worker_start(core) == 0) {
+		} else if (core_wants_worker(core, w->buf, w->len) && core_worker_start(core) == 0) {
 			core_worker_hand(core, w);
 			continue;
 		} else {
@@ -307,7 +316,7 @@ void core_submit(struct core_client *client, const uint8_t *cmd, size_t len, cor
 
 	core_need_tpm(core);
 	/* The hot path: nothing ahead of it and a short command, so no copy and no thread. */
-	if (core_idle(core) && !(emu_running(core->emu) && emu_command_is_long(core->emu, cmd, len))) {
+	if (core_idle(core) && !core_wants_worker(core, cmd, len)) {
 		core->draining = true;
 		core_run_cmd(core, client, cmd, len, client->locality, done, arg);
 		core->draining = false;
