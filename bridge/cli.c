@@ -275,34 +275,46 @@ static int cli_log(char *list, struct cli_config *cfg)
 	return 0;
 }
 
-static int cli_locality(char *list, struct cli_config *cfg)
+/* A list of value-less flags, each setting one bool. */
+struct cli_flag {
+	const char *name;
+	bool *set;
+};
+
+static int cli_flag_list(const char *opt, char *list, const struct cli_flag *flags, size_t n)
 {
 	char *key, *value;
 
 	while (cli_next_kv(&list, &key, &value)) {
-		if (!strcmp(key, "reject-locality-4") && !value)
-			cfg->reject_locality_4 = true;
-		else if (!strcmp(key, "allow-set-locality") && !value)
-			cfg->allow_set_locality = true;
-		else
-			return cli_error("--locality", "unknown parameter '%s'", key);
+		size_t i;
+
+		for (i = 0; i < n && (value || strcmp(key, flags[i].name)); i++)
+			;
+		if (i == n)
+			return cli_error(opt, "unknown parameter '%s'", key);
+		*flags[i].set = true;
 	}
 	return 0;
 }
 
+static int cli_locality(char *list, struct cli_config *cfg)
+{
+	const struct cli_flag flags[] = {
+		{ "reject-locality-4", &cfg->reject_locality_4 },
+		{ "allow-set-locality", &cfg->allow_set_locality },
+	};
+
+	return cli_flag_list("--locality", list, flags, sizeof(flags) / sizeof(flags[0]));
+}
+
 static int cli_migration(char *list, struct cli_config *cfg)
 {
-	char *key, *value;
+	const struct cli_flag flags[] = {
+		{ "incoming", &cfg->migration_incoming },
+		{ "release-lock-outgoing", &cfg->release_lock_outgoing },
+	};
 
-	while (cli_next_kv(&list, &key, &value)) {
-		if (!strcmp(key, "incoming") && !value)
-			cfg->migration_incoming = true;
-		else if (!strcmp(key, "release-lock-outgoing") && !value)
-			cfg->release_lock_outgoing = true;
-		else
-			return cli_error("--migration", "unknown parameter '%s'", key);
-	}
-	return 0;
+	return cli_flag_list("--migration", list, flags, sizeof(flags) / sizeof(flags[0]));
 }
 
 static int cli_port(const char *value, struct cli_config *cfg)
