@@ -136,11 +136,22 @@ vm_guest() {
 	touch /tmp/busy.stop
 	wait $busy
 	rc=$?
-	read -r n bad lastrc </tmp/busy.count
-	if [ $rc = 0 ] && [ "$bad" = 0 ] && [ "$n" -gt "${n_at_resume:-0}" ]; then
+	read -r n bad lastrc echoed </tmp/busy.count
+	# QEMU 7.2 defect, not the daemon's: the backend's pre_save lets the
+	# command in flight finish after the RAM (which holds tpm-crb's buffer)
+	# was sent, so the destination's guest reads its own command back.  One
+	# such read is allowed on tpm-crb; tpm-tis keeps its buffer in the
+	# device state and must lose nothing.
+	driver=$(basename "$(readlink /sys/class/tpm/tpm0/device/driver)")
+	allowed=0
+	[ "$driver" = tpm_crb ] && allowed=1
+	[ "${echoed:-0}" -gt 0 ] &&
+		vt_info "busy-across-migration: $echoed response(s) lost by QEMU at the switch ($driver; QEMU 7.2's tpm-emulator pre_save runs after RAM was sent)"
+	if [ $rc = 0 ] && [ "$bad" = 0 ] && [ "${echoed:-0}" -le $allowed ] &&
+	   [ "$n" -gt "${n_at_resume:-0}" ]; then
 		vt_pass busy-across-migration "$n commands, $n_at_resume before resuming checks"
 	else
-		vt_fail busy-across-migration "tpm-loop status $rc: $bad of $((n + bad)) commands failed (last rc 0x$lastrc); $n_at_resume ok before the checks after the move, $n in all"
+		vt_fail busy-across-migration "tpm-loop status $rc: $bad of $((n + bad + echoed)) commands failed (last rc 0x$lastrc), $echoed echoed back ($allowed allowed on $driver); $n_at_resume ok before the checks after the move, $n in all"
 	fi
 	old=$(vt_pcr sha256:16)
 	want=$(printf '%s%s' "$old" "$d" | xxd -r -p | sha256sum | cut -d' ' -f1)

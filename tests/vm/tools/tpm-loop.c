@@ -5,9 +5,12 @@
  *
  * Sends TPM2_GetRandom(16) on DEVICE (/dev/tpm0 or /dev/tpmrm0) over and over
  * until STOPFILE exists.  After every command it rewrites STATFILE in place
- * with "<ok> <bad> <last bad rc, hex>".  A response counts as ok if it has
- * tag 0x8001, a size field equal to its length, rc 0 and 16 random bytes.
- * Exits 0 when no command went bad.
+ * with "<ok> <bad> <last bad rc, hex> <echoed>".  A response counts as ok if
+ * it has tag 0x8001, a size field equal to its length, rc 0 and 16 random
+ * bytes.  "Echoed" counts reads that returned the command's own bytes: the
+ * response of a command was never written over the CRB buffer (QEMU 7.2
+ * loses the response of the command in flight when a migration stops the
+ * VM; see scenarios/qemu-migrate.sh).  Exits 0 when no command went bad.
  *
  * The guest's migration test runs it across a live migration.  It stays one
  * process writing the same few pages: a loop of tpm2_getrandom processes
@@ -33,9 +36,9 @@ static unsigned long be32(const unsigned char *p)
 
 int main(int argc, char **argv)
 {
-	unsigned long ok = 0, bad = 0, lastrc = 0;
+	unsigned long ok = 0, bad = 0, lastrc = 0, echoed = 0;
 	unsigned char rsp[4096];
-	char stat[64];
+	char stat[80];
 	int fd, sfd;
 
 	if (argc != 4) {
@@ -59,13 +62,17 @@ int main(int argc, char **argv)
 		    be32(rsp + 2) == (unsigned long)n && be32(rsp + 6) == 0 &&
 		    rsp[10] == 0 && rsp[11] == 16) {
 			ok++;
+		} else if (n == (ssize_t)sizeof(get_random) &&
+			   memcmp(rsp, get_random, sizeof(get_random)) == 0) {
+			echoed++;
 		} else {
 			bad++;
 			lastrc = n < 0 ? 0xffffffffUL - (unsigned long)errno
 			       : n >= 10 ? be32(rsp + 6) : 0xfffffffeUL;
 		}
 		/* fixed width: no stale tail when the numbers grow */
-		snprintf(stat, sizeof(stat), "%12lu %12lu %08lx\n", ok, bad, lastrc);
+		snprintf(stat, sizeof(stat), "%12lu %12lu %08lx %12lu\n",
+			 ok, bad, lastrc, echoed);
 		if (pwrite(sfd, stat, strlen(stat), 0) < 0) {
 			perror("tpm-loop: write");
 			return 2;
