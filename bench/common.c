@@ -549,7 +549,7 @@ static int copy_file(const char *from, const char *to)
 
 int inst_prepare_state(const char *dir, const char *ref, int fresh)
 {
-	char st[400], perm[450];
+	char st[400];
 
 	snprintf(st, sizeof(st), "%s/state", dir);
 	if ((mkdir(dir, 0700) && errno != EEXIST) || (mkdir(st, 0700) && errno != EEXIST))
@@ -557,6 +557,8 @@ int inst_prepare_state(const char *dir, const char *ref, int fresh)
 	if (fresh && rm_files_in(st))
 		return -1;
 	if (ref) {
+		char perm[450];
+
 		snprintf(perm, sizeof(perm), "%s/tpm2-00.permall", st);
 		return copy_file(ref, perm);
 	}
@@ -590,14 +592,13 @@ int inst_spawn(struct inst *in, const char *bin, const char *dir, int tcp_port, 
 	}
 	if (snprintf(prog, sizeof(prog), "%s", bin) >= (int)sizeof(prog))
 		return -1;
-	char *argv[] = { prog, "socket", "--tpm2", "--tpmstate", tst, "--ctrl", ctl,
-			 "--server", srv, "--flags", "not-need-init,startup-clear", NULL };
-
 	in->t_spawn = bench_now_us();
 	p = fork();
 	if (p < 0)
 		return -1;
 	if (p == 0) {
+		char *argv[] = { prog, "socket", "--tpm2", "--tpmstate", tst, "--ctrl", ctl,
+				 "--server", srv, "--flags", "not-need-init,startup-clear", NULL };
 		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 
 		prctl(PR_SET_PDEATHSIG, SIGKILL);

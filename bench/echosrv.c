@@ -156,7 +156,6 @@ static void serve_epoll(int lfd)
 		for (int i = 0; i < n; i++) {
 			struct conn *c = evs[i].data.ptr;
 			ssize_t r;
-			int done;
 
 			if (!c) {
 				int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
@@ -178,6 +177,8 @@ static void serve_epoll(int lfd)
 			if (r < 0 && (errno == EAGAIN || errno == EINTR))
 				continue;
 			if (r > 0) {
+				int done;
+
 				c->got += (size_t)r;
 				done = msg_complete(c);
 				if (done == 0 || (done > 0 && !reply(c)))

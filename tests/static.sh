@@ -1,6 +1,7 @@
 #!/bin/sh
 # Static and dynamic analysis of our code, as result lines:
-#   cppcheck over bridge/ emulator/ tests/unit tests/fuzz; a clang -Werror build;
+#   cppcheck over bridge/ emulator/ tests/unit tests/fuzz, and over the bench
+#   and guest tools; clang and gcc -Werror builds of all of them;
 #   valgrind (memcheck) over every unit test;
 #   valgrind over the daemon serving a short session of real peers.
 set -u
@@ -17,11 +18,33 @@ else
 	echo "FAIL static/cppcheck: $(head -n 3 "$out/cppcheck" | tr '\n' ' ')"
 fi
 
+# bench/out holds the bench's scratch copies, not our sources
+if cppcheck --quiet --enable=warning,style,performance,portability --inline-suppr \
+	--error-exitcode=1 -D_GNU_SOURCE -Ibench -i bench/out \
+	bench tests/vm/tools > "$out/cppcheck-tools" 2>&1; then
+	echo "PASS static/cppcheck-tools"
+else
+	echo "FAIL static/cppcheck-tools: $(head -n 3 "$out/cppcheck-tools" | tr '\n' ' ')"
+fi
+
 # The code is clean with clang's warnings as well as gcc's (-Werror).
 if make --no-print-directory CC=clang BUILD="$BUILD/clang" all unit > "$out/clang" 2>&1; then
 	echo "PASS static/clang-build"
 else
 	echo "FAIL static/clang-build: $(grep -m 3 -E 'error|warning' "$out/clang" | tr '\n' ' ')"
+fi
+tools_ok=1
+make --no-print-directory -f bench/bench.mk BUILD="$BUILD" tools-cc > "$out/tools" 2>&1 || tools_ok=0
+for c in gcc clang; do
+	for t in tests/vm/tools/*.c; do
+		$c -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -o "$out/guest-tool" "$t" \
+			>> "$out/tools" 2>&1 || tools_ok=0
+	done
+done
+if [ $tools_ok -eq 1 ]; then
+	echo "PASS static/tools-build (bench and guest tools, gcc and clang, -Werror)"
+else
+	echo "FAIL static/tools-build: $(grep -m 3 -E 'error|warning' "$out/tools" | tr '\n' ' ')"
 fi
 
 vg="valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,indirect"

@@ -61,14 +61,15 @@ int main(int argc, char **argv)
 		fprintf(stderr, "tpm-lat: bad N '%s'\n", argv[2]);
 		return 2;
 	}
-	us = malloc((size_t)n * sizeof(*us));
-	if (!us) {
-		perror("tpm-lat: malloc");
-		return 2;
-	}
 	fd = open(argv[1], O_RDWR);
 	if (fd < 0) {
 		fprintf(stderr, "tpm-lat: open %s: %s\n", argv[1], strerror(errno));
+		return 2;
+	}
+	us = malloc((size_t)n * sizeof(*us));
+	if (!us) {
+		perror("tpm-lat: malloc");
+		close(fd);
 		return 2;
 	}
 	for (i = 0; i < n; i++) {
@@ -79,20 +80,20 @@ int main(int argc, char **argv)
 		if (w != (ssize_t)sizeof(get_random)) {
 			fprintf(stderr, "tpm-lat: command %ld: write gave %zd: %s\n", i, w,
 				w < 0 ? strerror(errno) : "short write");
-			return 1;
+			goto fail;
 		}
 		r = read(fd, rsp, sizeof(rsp));
 		clock_gettime(CLOCK_MONOTONIC, &t1);
 		if (r < 0) {
 			fprintf(stderr, "tpm-lat: command %ld: read: %s\n", i, strerror(errno));
-			return 1;
+			goto fail;
 		}
 		if (r < 10 + 2 + 16 || rsp[0] != 0x80 || rsp[1] != 0x01 ||
 		    be32(rsp + 2) != (unsigned long)r || be32(rsp + 6) != 0 ||
 		    rsp[10] != 0 || rsp[11] != 16) {
 			fprintf(stderr, "tpm-lat: command %ld: bad response: %zd bytes, rc 0x%08lx\n",
 				i, r, r >= 10 ? be32(rsp + 6) : 0UL);
-			return 1;
+			goto fail;
 		}
 		us[i] = (double)(t1.tv_sec - t0.tv_sec) * 1e6 +
 			(double)(t1.tv_nsec - t0.tv_nsec) / 1e3;
@@ -105,4 +106,8 @@ int main(int argc, char **argv)
 	       n, median, us[k - 1], us[0], us[n - 1]);
 	free(us);
 	return 0;
+fail:
+	close(fd);
+	free(us);
+	return 1;
 }
