@@ -38,7 +38,7 @@ static void check(int r, uint32_t res, const char *what, const struct inst *in)
 
 int main(int argc, char **argv)
 {
-	const char *bin = NULL, *dir = NULL, *ref = NULL;
+	struct inst_opts io = { 0 };
 	long n = 200;
 	int cpu = -1, cfd, dfd, o;
 	double *s[F_COUNT];
@@ -50,18 +50,11 @@ int main(int argc, char **argv)
 
 	bench_init();
 	while ((o = getopt(argc, argv, "b:d:n:r:P:")) != -1) {
+		if (inst_opt(&io, o, optarg))
+			continue;
 		switch (o) {
-		case 'b':
-			bin = optarg;
-			break;
-		case 'd':
-			dir = optarg;
-			break;
 		case 'n':
 			n = bench_parse_long(optarg, 1, 1000000, "-n");
-			break;
-		case 'r':
-			ref = optarg;
 			break;
 		case 'P':
 			cpu = (int)bench_parse_long(optarg, 0, 4095, "-P");
@@ -70,21 +63,21 @@ int main(int argc, char **argv)
 			goto usage;
 		}
 	}
-	if (!bin || !dir)
+	if (!io.bin || !io.dir)
 		goto usage;
 	bench_pin_cpu(cpu);
 	for (int f = 0; f < F_COUNT; f++)
 		if (!(s[f] = calloc((size_t)n, sizeof(double))))
 			bench_die("out of memory");
-	if (inst_prepare_state(dir, ref, 1) || inst_spawn(&in, bin, dir, 0, cpu))
-		bench_die("%s: cannot start", bin);
+	if (inst_prepare_state(io.dir, io.ref, 1) || inst_spawn(&in, io.bin, io.dir, 0, cpu))
+		bench_die("%s: cannot start", io.bin);
 	cfd = inst_wait_ctrl(&in, 50, 10e6);
 	if (cfd < 0)
-		bench_die("%s: ctrl channel never accepted: %s", bin, inst_log_tail(&in));
+		bench_die("%s: ctrl channel never accepted: %s", io.bin, inst_log_tail(&in));
 	dfd = inst_wait_data(&in, 50, 10e6);
 	tpm_cmd_getrandom(&gr, 16);
 	if (dfd < 0 || tpm_roundtrip(dfd, gr.b, gr.n, rsp, sizeof(rsp)) != 28 || tpm_rsp_code(rsp))
-		bench_die("%s: GetRandom failed before the test: %s", bin, inst_log_tail(&in));
+		bench_die("%s: GetRandom failed before the test: %s", io.bin, inst_log_tail(&in));
 	for (long i = -1; i < n; i++) {
 		double t[9];
 
@@ -108,7 +101,7 @@ int main(int argc, char **argv)
 		check(ctrl_init(cfd, 0, &res), res, "INIT", &in);
 		t[6] = bench_now_us();
 		if (tpm_roundtrip(dfd, gr.b, gr.n, rsp, sizeof(rsp)) != 28 || tpm_rsp_code(rsp))
-			bench_die("%s: GetRandom after restore failed (rc 0x%x): %s", bin,
+			bench_die("%s: GetRandom after restore failed (rc 0x%x): %s", io.bin,
 				  tpm_rsp_code(rsp), inst_log_tail(&in));
 		t[7] = bench_now_us();
 		if (i < 0)

@@ -388,27 +388,33 @@ int ctrl_get_caps(int fd, uint64_t *caps)
 	return 0;
 }
 
-int ctrl_simple(int fd, uint32_t code, uint32_t *result)
+/* one message in one write (swtpm frames ctrl messages by read boundaries),
+ * a 4-byte result back */
+static int ctrl_result(int fd, const uint8_t *req, size_t len, uint32_t *result)
 {
-	uint8_t req[4], rsp[4];
+	uint8_t rsp[4];
 
-	be32_put(req, code);
-	if (bench_write_all(fd, req, 4) || bench_read_all(fd, rsp, 4))
+	if (bench_write_all(fd, req, len) || bench_read_all(fd, rsp, 4))
 		return -1;
 	*result = be32_at(rsp);
 	return 0;
 }
 
+int ctrl_simple(int fd, uint32_t code, uint32_t *result)
+{
+	uint8_t req[4];
+
+	be32_put(req, code);
+	return ctrl_result(fd, req, sizeof(req), result);
+}
+
 int ctrl_init(int fd, uint32_t flags, uint32_t *result)
 {
-	uint8_t req[8], rsp[4];
+	uint8_t req[8];
 
 	be32_put(req, CMD_INIT);
 	be32_put(req + 4, flags);
-	if (bench_write_all(fd, req, 8) || bench_read_all(fd, rsp, 4))
-		return -1;
-	*result = be32_at(rsp);
-	return 0;
+	return ctrl_result(fd, req, sizeof(req), result);
 }
 
 int ctrl_get_blob(int fd, uint32_t type, uint8_t **data, uint32_t *len, uint32_t *result)
@@ -437,21 +443,17 @@ int ctrl_get_blob(int fd, uint32_t type, uint8_t **data, uint32_t *len, uint32_t
 
 int ctrl_set_blob(int fd, uint32_t type, const uint8_t *data, uint32_t len, uint32_t *result)
 {
-	uint8_t *req = malloc(16 + (size_t)len), rsp[4];
-	int r = -1;
+	uint8_t *req = malloc(16 + (size_t)len);
+	int r;
 
 	if (!req)
 		return -1;
-	/* one write: swtpm frames ctrl messages by read boundaries */
 	be32_put(req, CMD_SET_STATEBLOB);
 	be32_put(req + 4, 0);
 	be32_put(req + 8, type);
 	be32_put(req + 12, len);
 	memcpy(req + 16, data, len);
-	if (!bench_write_all(fd, req, 16 + (size_t)len) && !bench_read_all(fd, rsp, 4)) {
-		*result = be32_at(rsp);
-		r = 0;
-	}
+	r = ctrl_result(fd, req, 16 + (size_t)len, result);
 	free(req);
 	return r;
 }
@@ -545,6 +547,23 @@ static int copy_file(const char *from, const char *to)
 			break;
 	close(in);
 	return close(out) || r != 0 ? -1 : 0;
+}
+
+int inst_opt(struct inst_opts *io, int o, const char *arg)
+{
+	switch (o) {
+	case 'b':
+		io->bin = arg;
+		return 1;
+	case 'd':
+		io->dir = arg;
+		return 1;
+	case 'r':
+		io->ref = arg;
+		return 1;
+	default:
+		return 0;
+	}
 }
 
 int inst_prepare_state(const char *dir, const char *ref, int fresh)

@@ -90,6 +90,12 @@ struct inst {
 	char ctrl_addr[300], data_addr[300];
 	double t_spawn;	/* bench_now_us() just before fork */
 };
+/* -b BIN -d DIR -r REF: the options of every tool that starts instances */
+struct inst_opts {
+	const char *bin, *dir, *ref;
+};
+/* Takes getopt's option o if it is one of those; returns 1 if it did. */
+int inst_opt(struct inst_opts *io, int o, const char *arg);
 /* Starts `BIN socket --tpm2 --tpmstate dir=DIR/state --ctrl .. --server ..
  * --flags not-need-init,startup-clear`, unix sockets in DIR (tcp_port == 0)
  * or TCP ports tcp_port (data) and tcp_port+1 (ctrl) on 127.0.0.1.  Its

@@ -151,7 +151,7 @@ static void workload(struct member *m)
 
 int main(int argc, char **argv)
 {
-	const char *bin = NULL, *dir = NULL, *ref = NULL;
+	struct inst_opts io = { 0 };
 	long k = 1, settle_ms = 200;
 	int work = 0, o, pending;
 	double t0, t_ctrl = 0;
@@ -161,18 +161,11 @@ int main(int argc, char **argv)
 
 	bench_init();
 	while ((o = getopt(argc, argv, "b:d:k:r:UWs:")) != -1) {
+		if (inst_opt(&io, o, optarg))
+			continue;
 		switch (o) {
-		case 'b':
-			bin = optarg;
-			break;
-		case 'd':
-			dir = optarg;
-			break;
 		case 'k':
 			k = bench_parse_long(optarg, 1, 1000, "-k");
-			break;
-		case 'r':
-			ref = optarg;
 			break;
 		case 'U':
 			caps_only = 1;
@@ -187,19 +180,19 @@ int main(int argc, char **argv)
 			goto usage;
 		}
 	}
-	if (!bin || !dir)
+	if (!io.bin || !io.dir)
 		goto usage;
 	ms = calloc((size_t)k, sizeof(*ms));
 	pfd = calloc((size_t)k, sizeof(*pfd));
 	pidx = calloc((size_t)k, sizeof(*pidx));
 	if (!ms || !pfd || !pidx)
 		bench_die("out of memory");
-	inst_prepare_state(dir, NULL, 0);
+	inst_prepare_state(io.dir, NULL, 0);
 	for (int i = 0; i < k; i++) {
 		char d[300];
 
-		snprintf(d, sizeof(d), "%s/%03d", dir, i);
-		if (inst_prepare_state(d, ref, 1))
+		snprintf(d, sizeof(d), "%s/%03d", io.dir, i);
+		if (inst_prepare_state(d, io.ref, 1))
 			bench_die("%s: cannot prepare the state directory", d);
 		ms[i].cfd = ms[i].dfd = -1;
 	}
@@ -207,8 +200,8 @@ int main(int argc, char **argv)
 	for (int i = 0; i < k; i++) {
 		char d[300];
 
-		snprintf(d, sizeof(d), "%s/%03d", dir, i);
-		if (inst_spawn(&ms[i].in, bin, d, 0, -1))
+		snprintf(d, sizeof(d), "%s/%03d", io.dir, i);
+		if (inst_spawn(&ms[i].in, io.bin, d, 0, -1))
 			bench_die("fork failed at instance %d", i);
 	}
 	for (pending = (int)k; pending > 0;) {

@@ -66,7 +66,7 @@ static int exec_floor(long reps, char **argv)
 
 int main(int argc, char **argv)
 {
-	const char *bin = NULL, *dir = NULL, *ref = NULL;
+	struct inst_opts io = { 0 };
 	long reps = 20, poll_us = 20;
 	int fresh = 0, port = 0, exec_mode = 0, o;
 	double *caps, *first, *shut;
@@ -76,13 +76,9 @@ int main(int argc, char **argv)
 
 	bench_init();
 	while ((o = getopt(argc, argv, "b:d:n:Ft:r:p:e")) != -1) {
+		if (inst_opt(&io, o, optarg))
+			continue;
 		switch (o) {
-		case 'b':
-			bin = optarg;
-			break;
-		case 'd':
-			dir = optarg;
-			break;
 		case 'n':
 			reps = bench_parse_long(optarg, 1, 100000, "-n");
 			break;
@@ -91,9 +87,6 @@ int main(int argc, char **argv)
 			break;
 		case 't':
 			port = (int)bench_parse_long(optarg, 1, 65534, "-t");
-			break;
-		case 'r':
-			ref = optarg;
 			break;
 		case 'p':
 			poll_us = bench_parse_long(optarg, 1, 100000, "-p");
@@ -107,15 +100,15 @@ int main(int argc, char **argv)
 	}
 	if (exec_mode && optind < argc)
 		return exec_floor(reps, argv + optind);
-	if (!bin || !dir)
+	if (!io.bin || !io.dir)
 		goto usage;
 	caps = calloc((size_t)reps, sizeof(double));
 	first = calloc((size_t)reps, sizeof(double));
 	shut = calloc((size_t)reps, sizeof(double));
 	if (!caps || !first || !shut)
 		bench_die("out of memory");
-	if (inst_prepare_state(dir, ref, 1))
-		bench_die("%s: cannot prepare the state directory", dir);
+	if (inst_prepare_state(io.dir, io.ref, 1))
+		bench_die("%s: cannot prepare the state directory", io.dir);
 	for (long i = -1; i < reps; i++) {
 		struct inst in;
 		struct tpm_cmd c;
@@ -124,28 +117,28 @@ int main(int argc, char **argv)
 		long n;
 		double t_caps, t_first, t_shut;
 
-		if (fresh && inst_prepare_state(dir, NULL, 1))
-			bench_die("%s: cannot empty the state directory", dir);
-		if (inst_spawn(&in, bin, dir, port, -1))
-			bench_die("%s: fork failed", bin);
+		if (fresh && inst_prepare_state(io.dir, NULL, 1))
+			bench_die("%s: cannot empty the state directory", io.dir);
+		if (inst_spawn(&in, io.bin, io.dir, port, -1))
+			bench_die("%s: fork failed", io.bin);
 		cfd = inst_wait_ctrl(&in, poll_us, 10e6);
 		if (cfd < 0)
-			bench_die("%s: ctrl channel never accepted: %s", bin, inst_log_tail(&in));
+			bench_die("%s: ctrl channel never accepted: %s", io.bin, inst_log_tail(&in));
 		if (ctrl_get_caps(cfd, &capbits))
-			bench_die("%s: CMD_GET_CAPABILITY failed: %s", bin, inst_log_tail(&in));
+			bench_die("%s: CMD_GET_CAPABILITY failed: %s", io.bin, inst_log_tail(&in));
 		t_caps = bench_now_us();
 		dfd = inst_wait_data(&in, poll_us, 10e6);
 		tpm_cmd_getrandom(&c, 16);
 		n = dfd < 0 ? -1 : tpm_roundtrip(dfd, c.b, c.n, rsp, sizeof(rsp));
 		if (n != 28 || tpm_rsp_code(rsp) || be32_at(rsp + 10) >> 16 != 16)
 			bench_die("%s: first GetRandom not answered correctly (len %ld rc 0x%x): %s",
-				  bin, n, n >= 10 ? tpm_rsp_code(rsp) : 0, inst_log_tail(&in));
+				  io.bin, n, n >= 10 ? tpm_rsp_code(rsp) : 0, inst_log_tail(&in));
 		t_first = bench_now_us();
 		close(dfd);
 		t_shut = inst_stop(&in, cfd);
 		close(cfd);
 		if (t_shut < 0)
-			bench_die("%s: did not exit after CMD_SHUTDOWN", bin);
+			bench_die("%s: did not exit after CMD_SHUTDOWN", io.bin);
 		if (i < 0)
 			continue;
 		caps[i] = t_caps - in.t_spawn;
