@@ -529,6 +529,18 @@ class Bench:
             return True
         return False
 
+    def run_for_rows(self, argv, rows, timeout=300, ref=True):
+        """Runs a tool that starts daemon instances, from the reference state
+        unless ref is False; if it fails, its rows say why and None is returned."""
+        if ref and self.ref:
+            argv = argv + ["-r", self.ref]
+        try:
+            return run_tool(argv, timeout=timeout)
+        except ToolError as e:
+            for r in rows:
+                r.fail(str(e))
+            return None
+
     # -- floor
     def floor_rows(self):
         rs = {}
@@ -714,16 +726,12 @@ class Bench:
                         "-d", os.path.join(self.out, f"start-{s}-{cfg}")]
                 if cfg == "fresh":
                     argv.append("-F")
-                elif self.ref:
-                    argv += ["-r", self.ref]
                 if cfg == "tcp":
                     argv += ["-t", str(free_port_pair())]
                 figs = ["ctrl_caps", "first_cmd"] + (["shutdown_exit"] if cfg == "existing" else [])
-                try:
-                    recs = run_tool(argv, timeout=120)
-                except ToolError as e:
-                    for f in figs:
-                        rows[(cfg, f, s)].fail(str(e))
+                recs = self.run_for_rows(argv, [rows[(cfg, f, s)] for f in figs],
+                                         timeout=120, ref=cfg != "fresh")
+                if recs is None:
                     continue
                 for f in figs:
                     rec = recs[f]
@@ -798,16 +806,15 @@ class Bench:
                 if self.subject_rows_na(mine, s):
                     continue
                 recs = {}
-                try:
-                    for mode in ("-U", "-W"):
-                        argv = [self.tool("many"), "-b", self.subjects[s], "-k", str(k), mode,
-                                "-d", os.path.join(self.out, f"mem-{s}")]
-                        if self.ref:
-                            argv += ["-r", self.ref]
-                        recs.update(run_tool(argv, timeout=300))
-                except ToolError as e:
-                    for r in mine:
-                        r.fail(str(e))
+                for mode in ("-U", "-W"):
+                    got = self.run_for_rows([self.tool("many"), "-b", self.subjects[s], "-k",
+                                             str(k), mode, "-d",
+                                             os.path.join(self.out, f"mem-{s}")], mine)
+                    if got is None:
+                        recs = None
+                        break
+                    recs.update(got)
+                if recs is None:
                     continue
                 for (phase, fig, subj), r in rows.items():
                     if subj == s:
@@ -830,15 +837,10 @@ class Bench:
             mine = [r for key, r in rows.items() if key[1] == s]
             if self.subject_rows_na(mine, s):
                 continue
-            argv = [self.tool("blob"), "-b", self.subjects[s], "-n", str(self.cfg["blob_n"]),
-                    "-P", str(self.cpu_a), "-d", os.path.join(self.out, f"blob-{s}")]
-            if self.ref:
-                argv += ["-r", self.ref]
-            try:
-                recs = run_tool(argv, timeout=300)
-            except ToolError as e:
-                for r in mine:
-                    r.fail(str(e))
+            recs = self.run_for_rows([self.tool("blob"), "-b", self.subjects[s], "-n",
+                                      str(self.cfg["blob_n"]), "-P", str(self.cpu_a), "-d",
+                                      os.path.join(self.out, f"blob-{s}")], mine)
+            if recs is None:
                 continue
             for fig, _ in self.STATE_FIGS:
                 rec = recs[fig]
@@ -862,15 +864,9 @@ class Bench:
             mine = [r for key, r in rows.items() if key[1] == s]
             if self.subject_rows_na(mine, s):
                 continue
-            argv = [self.tool("many"), "-b", self.subjects[s], "-k", str(n),
-                    "-d", os.path.join(self.out, f"scale-{s}")]
-            if self.ref:
-                argv += ["-r", self.ref]
-            try:
-                recs = run_tool(argv, timeout=300)
-            except ToolError as e:
-                for r in mine:
-                    r.fail(str(e))
+            recs = self.run_for_rows([self.tool("many"), "-b", self.subjects[s], "-k", str(n),
+                                      "-d", os.path.join(self.out, f"scale-{s}")], mine)
+            if recs is None:
                 continue
             rows[("all_ctrl", s)].add(recs["all_ctrl"]["value"] / 1000)
             rows[("all_ready", s)].add(recs["all_ready"]["value"] / 1000)
