@@ -10,8 +10,9 @@ BUILD=${BUILD:-build}
 out=$(mktemp -d "${TMPDIR:-/tmp}/vtpm-static.XXXXXX")
 trap 'rm -rf "$out"' EXIT
 
-if cppcheck --quiet --enable=warning,style,performance,portability --inline-suppr \
-	--error-exitcode=1 -D_GNU_SOURCE -Ibridge -Iemulator -Ikmod-headers \
+cppcheck="cppcheck --quiet --enable=warning,style,performance,portability --inline-suppr
+	--error-exitcode=1 -D_GNU_SOURCE"
+if $cppcheck -Ibridge -Iemulator -Ikmod-headers \
 	bridge emulator tests/unit tests/fuzz > "$out/cppcheck" 2>&1; then
 	echo "PASS static/cppcheck"
 else
@@ -19,9 +20,7 @@ else
 fi
 
 # bench/out holds the bench's scratch copies, not our sources
-if cppcheck --quiet --enable=warning,style,performance,portability --inline-suppr \
-	--error-exitcode=1 -D_GNU_SOURCE -Ibench -i bench/out \
-	bench tests/vm/tools > "$out/cppcheck-tools" 2>&1; then
+if $cppcheck -Ibench -i bench/out bench tests/vm/tools > "$out/cppcheck-tools" 2>&1; then
 	echo "PASS static/cppcheck-tools"
 else
 	echo "FAIL static/cppcheck-tools: $(head -n 3 "$out/cppcheck-tools" | tr '\n' ' ')"
