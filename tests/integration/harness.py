@@ -256,34 +256,20 @@ class Conn:
 
     def recv_any(self, timeout):
         """Whatever arrives within timeout: (bytes, closed)."""
-        buf = b''
-        end = time.monotonic() + timeout
-        while True:
-            left = end - time.monotonic()
-            if left <= 0:
-                return buf, False
-            self.sock.settimeout(left)
-            try:
-                chunk = self.sock.recv(65536)
-            except socket.timeout:
-                return buf, False
-            except ConnectionResetError:
-                return buf, True
-            if not chunk:
-                return buf, True
-            buf += chunk
+        return self.recv_upto(None, timeout)
 
     def recv_upto(self, n, timeout):
-        """Up to n bytes: returns early on n bytes or EOF: (bytes, closed)."""
+        """Up to n bytes (None: no limit): returns early on n bytes or EOF:
+        (bytes, closed)."""
         buf = b''
         end = time.monotonic() + timeout
-        while len(buf) < n:
+        while n is None or len(buf) < n:
             left = end - time.monotonic()
             if left <= 0:
                 return buf, False
             self.sock.settimeout(left)
             try:
-                chunk = self.sock.recv(n - len(buf))
+                chunk = self.sock.recv(65536 if n is None else n - len(buf))
             except socket.timeout:
                 return buf, False
             except ConnectionResetError:
