@@ -58,7 +58,16 @@ $(BUILD)/tools/%: tests/tools/%.c
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(WARNFLAGS) $(CPPFLAGS) $(CFLAGS) $(LDFLAGS) -o $@ $<
 
-unit: $(UNIT_BIN)
+# The fault-injection shim the integration tests LD_PRELOAD (tests/fault/fault.c).
+FAULT_LIB := $(BUILD)/tests/libvtpm-fault.so
+
+$(FAULT_LIB): tests/fault/fault.c
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(WARNFLAGS) -D_GNU_SOURCE $(CFLAGS) -shared -fPIC -o $@ $< -ldl
+
+unit: unit-bins $(FAULT_LIB)
+unit-bins: $(UNIT_BIN)
 
 # Installs the Debian packages the build and the tests need (apt-get; sudo when not root).
 deps:
@@ -71,7 +80,7 @@ check: deps
 	$(Q)$(MAKE) --no-print-directory all unit
 	$(Q)$(MAKE) --no-print-directory BUILD=$(BUILD)/asan \
 		CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
-		LDFLAGS="-fsanitize=address,undefined" unit
+		LDFLAGS="-fsanitize=address,undefined" all unit-bins
 	$(Q)BUILD=$(BUILD) tests/run-all.sh
 
 run: deps all
@@ -88,12 +97,13 @@ install: $(BUILD)/vtpm-bridge
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all unit deps check run bench install clean
+.PHONY: all unit unit-bins deps check run bench install clean
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
 # libFuzzer targets (clang), one per parser of outside bytes; `make fuzz`
-# runs each for FUZZ_SECONDS.
+# runs each for FUZZ_SECONDS, from tests/fuzz/seeds/NAME where there is one
+# (real commands), read-only: new inputs go to $(BUILD)/fuzz/corpus-NAME.
 FUZZ_SECONDS ?= 30
 FUZZ_CC ?= clang
 FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
@@ -101,6 +111,8 @@ FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 FUZZ_DEPS_fuzz_ctrl_msg := bridge/ctrl-msg.c
 FUZZ_DEPS_fuzz_state := emulator/state-format.c bridge/log.c
+FUZZ_DEPS_fuzz_tpm_frame := bridge/tpm-frame.c emulator/tpm.c emulator/state.c emulator/state-format.c bridge/log.c \
+	$(TPMS_CFLAGS) -ldl
 
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(wildcard bridge/*.h emulator/*.h)
 	@mkdir -p $(@D)
@@ -113,6 +125,7 @@ fuzz: fuzz-build
 	$(Q)for f in $(FUZZ_BIN); do \
 		mkdir -p $(BUILD)/fuzz/corpus-$${f##*/}; \
 		$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 $(BUILD)/fuzz/corpus-$${f##*/} \
+			$$(test -d tests/fuzz/seeds/$${f##*/} && echo tests/fuzz/seeds/$${f##*/}) \
 			> $(BUILD)/fuzz/$${f##*/}.log 2>&1 \
 		&& echo "PASS fuzz/$${f##*/}: $$(grep -o 'stat::number_of_executed_units: *[0-9]*' $(BUILD)/fuzz/$${f##*/}.log | grep -o '[0-9]*$$') runs in $(FUZZ_SECONDS) s" \
 		|| { echo "FAIL fuzz/$${f##*/}: see $(BUILD)/fuzz/$${f##*/}.log"; tail -n 30 $(BUILD)/fuzz/$${f##*/}.log; }; \

@@ -20,6 +20,7 @@
 #define TPM_ORD_SET_LOCALITY	0x20001000u	/* vendor command of the vtpm-proxy driver */
 #define BLOB_IN_LIMIT		(1u << 20)	/* a TPM 2 permall is a few KiB; refuse more than 1 MiB */
 #define LOCK_RETRY_MSEC		10
+#define CANCEL_REASSERT_MSEC	2		/* a cancel is repeated this often until its command ends */
 #define DEFAULT_MAX_COMMAND	4096		/* libtpms 0.9's buffer, until libtpms says */
 
 /* Work waiting for the TPM: a command, a serialized control operation, or the start. */
@@ -38,7 +39,11 @@ struct core_work {
 	uint8_t buf[];
 };
 
-/* A LOCK_STORAGE waiting for the lock, retried from a timer. */
+/*
+ * A LOCK_STORAGE waiting for the lock, retried from a timer.  It holds the
+ * head of the FIFO: nothing queued behind it runs before the lock is held
+ * or the retries are spent, and nothing else touches the state meanwhile.
+ */
 struct core_lock_wait {
 	core_ctrl_done *done;
 	void *arg;
@@ -54,6 +59,11 @@ struct core {
 	struct core_work *head, *tail;	/* the FIFO */
 	bool draining;			/* core_drain() is on the stack */
 	struct core_work *start;	/* the start job, until the first work that needs libtpms */
+	/*
+	 * No more work runs: the start failed (on_fatal was called) or
+	 * SHUTDOWN was answered.  What comes later is answered with an error.
+	 */
+	bool closed;
 
 	/* The worker thread for long commands, started on first use. */
 	pthread_t worker;
@@ -73,6 +83,13 @@ struct core {
 	char *info;			/* the last GET_INFO string */
 	struct core_lock_wait lock_wait;
 	struct loop_watch lock_timer;
+	/*
+	 * libtpms clears its cancel flag when a command starts, so a cancel
+	 * that lands between the hand-off and that start would be lost: it is
+	 * repeated until the worker's command is over.
+	 */
+	bool cancel_pending;
+	struct loop_watch cancel_timer;
 };
 
 /* ---- the worker thread ---- */
@@ -143,11 +160,47 @@ static int core_worker_start(struct core *core)
 }
 
 static void core_drain(struct core *core);
+static struct core_work *core_pop(struct core *core);
 
-static void core_fatal(struct core *core)
+/* Answers work that will not run: a command with a TPM error, a control operation with a PTM one. */
+static void core_refuse(struct core *core, struct core_work *w)
 {
-	if (core->cfg.on_fatal)
-		core->cfg.on_fatal(core->cfg.fatal_arg);
+	if (w->cmd_done) {
+		uint8_t resp[10];
+
+		core_error_response(core, emu_not_running_rc(core->emu), resp);
+		w->cmd_done(w->arg, resp, sizeof(resp));
+	} else if (w->ctrl_done) {
+		struct core_ctrl_reply r = { .result = PTM_RES_FAIL };
+
+		w->ctrl_done(w->arg, &r);
+	}
+	free(w);
+}
+
+/* No more work runs; everything queued is answered with an error. */
+static void core_close(struct core *core)
+{
+	struct core_work *w;
+
+	core->closed = true;
+	while ((w = core_pop(core)))
+		core_refuse(core, w);
+}
+
+/* The start is over (on the worker or inline): the TPM serves, or nothing does. */
+static void core_start_done(struct core *core, struct core_work *job, int ret)
+{
+	free(job);
+	if (ret < 0) {
+		core_close(core);
+		if (core->cfg.on_fatal)
+			core->cfg.on_fatal(core->cfg.fatal_arg);
+		return;
+	}
+	core->max_command = emu_buffer_size(core->emu);
+	/* libtpms and OpenSSL free much of what their start allocated: give it back. */
+	malloc_trim(0);
 }
 
 /* Key generation goes to the worker; a TPM that is not running answers at once. */
@@ -176,19 +229,14 @@ static void core_worker_finished(struct loop_watch *watch, uint32_t events)
 		return;
 	/* The worker is idle again: its response buffer is ours until the next command. */
 	core->running = NULL;
+	core->cancel_pending = false;
 	if (job->start) {
-		if (core->worker_ret < 0) {
-			free(job);
-			core_fatal(core);
-			return;
-		}
-		core->max_command = emu_buffer_size(core->emu);
-		/* libtpms and OpenSSL free much of what their start allocated: give it back. */
-		malloc_trim(0);
-	} else if (job->cmd_done) {
-		job->cmd_done(job->arg, core->worker_resp, core->worker_resp_len);
+		core_start_done(core, job, core->worker_ret);
+	} else {
+		if (job->cmd_done)
+			job->cmd_done(job->arg, core->worker_resp, core->worker_resp_len);
+		free(job);
 	}
-	free(job);
 	core_drain(core);
 }
 
@@ -249,12 +297,17 @@ static void core_drain(struct core *core)
 	if (core->draining)
 		return;		/* a callback submitted more: the outer drain runs it */
 	core->draining = true;
-	while (!core->running && (w = core_pop(core))) {
-		if (w->start && core_worker_start(core) == 0) {
+	while (!core->running && !core->lock_wait.active && (w = core_pop(core))) {
+		if (core->closed) {
+			core_refuse(core, w);
+			continue;
+		} else if (w->start && core_worker_start(core) == 0) {
 			core_worker_hand(core, w);
 			continue;
 		} else if (w->start) {
-			core_fatal(core);
+			/* No thread to be had (EAGAIN under a pids limit): load here instead. */
+			core_start_done(core, w, core_do_start(core, w));
+			continue;
 		} else if (w->ctrl_done) {
 			core_exec_ctrl(core, w->client, &w->req, w->ctrl_done, w->arg);
 		} else if (core_wants_worker(core, w->buf, w->len) && core_worker_start(core) == 0) {
@@ -270,7 +323,7 @@ static void core_drain(struct core *core)
 
 static bool core_idle(const struct core *core)
 {
-	return !core->running && !core->head && !core->draining;
+	return !core->running && !core->lock_wait.active && !core->head && !core->draining;
 }
 
 static struct core_work *core_work_new(struct core_client *client, const uint8_t *data, size_t len, void *arg)
@@ -316,7 +369,7 @@ void core_submit(struct core_client *client, const uint8_t *cmd, size_t len, cor
 
 	core_need_tpm(core);
 	/* The hot path: nothing ahead of it and a short command, so no copy and no thread. */
-	if (core_idle(core) && !core_wants_worker(core, cmd, len)) {
+	if (core_idle(core) && !core->closed && !core_wants_worker(core, cmd, len)) {
 		core->draining = true;
 		core_run_cmd(core, client, cmd, len, client->locality, done, arg);
 		core->draining = false;
@@ -334,7 +387,10 @@ void core_submit(struct core_client *client, const uint8_t *cmd, size_t len, cor
 	}
 	w->cmd_done = done;
 	w->locality = client->locality;
-	core_enqueue(core, w);
+	if (core->closed)
+		core_refuse(core, w);
+	else
+		core_enqueue(core, w);
 }
 
 void core_withdraw(struct core *core, const void *arg)
@@ -355,8 +411,11 @@ void core_withdraw(struct core *core, const void *arg)
 		core->running->cmd_done = NULL;
 		core->running->arg = NULL;
 	}
-	if (core->lock_wait.active && core->lock_wait.arg == arg)
+	if (core->lock_wait.active && core->lock_wait.arg == arg) {
+		/* Its asker is gone: stop waiting, let the FIFO move on. */
 		core->lock_wait.active = false;
+		core_drain(core);
+	}
 }
 
 /* ---- control operations ---- */
@@ -469,11 +528,13 @@ static void core_lock_retry(struct loop_watch *timer, uint32_t events)
 	r.result = emu_lock_storage(core->emu);
 	if (r.result != PTM_RES_SUCCESS && lw->retries > 0) {
 		lw->retries--;
-		loop_timer_arm(timer, LOCK_RETRY_MSEC);
-		return;
+		if (loop_timer_arm(timer, LOCK_RETRY_MSEC) == 0)
+			return;
+		log_err("LOCK_STORAGE: cannot arm the retry timer; giving up");
 	}
 	lw->active = false;
 	lw->done(lw->arg, &r);
+	core_drain(core);
 }
 
 /* LOCK_STORAGE: true when the reply was deferred to the retry timer. */
@@ -481,12 +542,14 @@ static bool core_lock_storage(struct core *core, const struct core_ctrl_req *req
 			      core_ctrl_done *done, void *arg)
 {
 	r->result = emu_lock_storage(core->emu);
-	if (r->result == PTM_RES_SUCCESS || req->value == 0 || core->lock_wait.active)
+	if (r->result == PTM_RES_SUCCESS || req->value == 0)
 		return false;
-	if (core->lock_timer.fd < 0 && loop_timer_create(core->loop, &core->lock_timer, core_lock_retry) < 0)
+	if ((core->lock_timer.fd < 0 && loop_timer_create(core->loop, &core->lock_timer, core_lock_retry) < 0) ||
+	    loop_timer_arm(&core->lock_timer, LOCK_RETRY_MSEC) < 0) {
+		log_err("LOCK_STORAGE: cannot arm the retry timer; answering at once");
 		return false;
+	}
 	core->lock_wait = (struct core_lock_wait){ .done = done, .arg = arg, .retries = req->value - 1, .active = true };
-	loop_timer_arm(&core->lock_timer, LOCK_RETRY_MSEC);
 	return true;
 }
 
@@ -556,9 +619,36 @@ static void core_exec_ctrl(struct core *core, struct core_client *client,
 		break;
 	}
 reply:
+	if (shutdown)
+		core_close(core);	/* nothing after SHUTDOWN runs, not even what was queued */
 	done(arg, &r);
 	if (shutdown && core->cfg.on_shutdown)
 		core->cfg.on_shutdown(core->cfg.shutdown_arg);
+}
+
+static void core_cancel_reassert(struct loop_watch *timer, uint32_t events)
+{
+	struct core *core = (struct core *)((char *)timer - offsetof(struct core, cancel_timer));
+	uint64_t expirations;
+
+	(void)events;
+	if (read(timer->fd, &expirations, sizeof(expirations)) < 0 || !core->cancel_pending)
+		return;
+	emu_cancel(core->emu);
+	loop_timer_arm(timer, CANCEL_REASSERT_MSEC);
+}
+
+/* Cancels the worker's command, and keeps cancelling it until it is over. */
+static void core_cancel_running(struct core *core)
+{
+	emu_cancel(core->emu);
+	if ((core->cancel_timer.fd < 0 &&
+	     loop_timer_create(core->loop, &core->cancel_timer, core_cancel_reassert) < 0) ||
+	    loop_timer_arm(&core->cancel_timer, CANCEL_REASSERT_MSEC) < 0) {
+		log_warn("cannot arm the cancel timer: a cancel may be lost");
+		return;
+	}
+	core->cancel_pending = true;
 }
 
 /* Operations that never wait for the TPM. */
@@ -588,7 +678,7 @@ static bool core_ctrl_now(struct core_client *client, const struct core_ctrl_req
 		if (!core->running || core->running->start)
 			return false;
 		if (core->running->client == client)
-			emu_cancel(core->emu);
+			core_cancel_running(core);
 		return true;
 	default:
 		return false;
@@ -606,6 +696,11 @@ void core_ctrl(struct core_client *client, const struct core_ctrl_req *req, core
 		return;
 	}
 	core_need_tpm(core);
+	if (core->closed) {
+		r.result = PTM_RES_FAIL;
+		done(arg, &r);
+		return;
+	}
 	if (core_idle(core)) {
 		core->draining = true;
 		core_exec_ctrl(core, client, req, done, arg);
@@ -639,6 +734,7 @@ int core_create(struct core **out, struct loop *loop, struct emu *emu, const str
 	core->cfg = *cfg;
 	core->max_command = DEFAULT_MAX_COMMAND;
 	core->lock_timer.fd = -1;
+	core->cancel_timer.fd = -1;
 	pthread_mutex_init(&core->lock, NULL);
 	pthread_cond_init(&core->cond, NULL);
 	core->worker_done.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -683,6 +779,7 @@ void core_destroy(struct core *core)
 		free(w);
 	free(core->start);
 	loop_timer_destroy(core->loop, &core->lock_timer);
+	loop_timer_destroy(core->loop, &core->cancel_timer);
 	loop_unwatch(core->loop, &core->worker_done);
 	close(core->worker_done.fd);
 	blob_out_clear(&core->blob_out);

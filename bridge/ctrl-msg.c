@@ -64,15 +64,63 @@ ssize_t ctrl_msg_frame(const uint8_t *buf, size_t len)
 			return -EMSGSIZE;
 		need += data;
 		break;
-	case CMD_SET_LOCALITY:
-	case CMD_RESET_TPMESTABLISHED:
-		for (size_t pad = 0; pad < 3 && need < len && buf[need] == 0; pad++)
-			need++;
-		break;
 	default:
 		break;
 	}
 	return len < need ? 0 : (ssize_t)need;
+}
+
+/* Whether the message carries the 1-byte payload that QEMU sends as 4 bytes. */
+static bool ctrl_msg_one_byte(uint32_t code)
+{
+	return code == CMD_SET_LOCALITY || code == CMD_RESET_TPMESTABLISHED;
+}
+
+/*
+ * How many bytes after a 1-byte payload are padding: 3 or 0, or -1 while
+ * the bytes there cannot tell yet.  No message code starts with four zero
+ * bytes (codes are 1..255), so four zeros are padding and a next code;
+ * 00 00 00 XX is a next code right after the payload.  Once seen, a
+ * client's way sticks, so later messages need no look-ahead.
+ */
+static int ctrl_stream_padding(struct ctrl_stream *st, const uint8_t *buf, size_t len)
+{
+	size_t zeros = 0;
+
+	if (st->style == CTRL_PAD_THREE)
+		return len < 3 ? -1 : 3;
+	if (st->style == CTRL_PAD_NONE)
+		return 0;
+	while (zeros < len && zeros < 4 && buf[zeros] == 0)
+		zeros++;
+	if (zeros == 4) {
+		st->style = CTRL_PAD_THREE;
+		return 3;
+	}
+	if (zeros == len)
+		return -1;
+	/* A non-zero byte within four: the next message (or garbage) starts here. */
+	st->style = CTRL_PAD_NONE;
+	return 0;
+}
+
+ssize_t ctrl_msg_next(struct ctrl_stream *st, const uint8_t *buf, size_t len, size_t *skip)
+{
+	ssize_t n;
+
+	*skip = 0;
+	if (st->pad_pending) {
+		int pad = ctrl_stream_padding(st, buf, len);
+
+		if (pad < 0)
+			return 0;
+		st->pad_pending = false;
+		*skip = (size_t)pad;
+	}
+	n = ctrl_msg_frame(buf + *skip, len - *skip);
+	if (n > 0 && ctrl_msg_one_byte(get_be32(buf + *skip)))
+		st->pad_pending = true;
+	return n;
 }
 
 uint32_t ctrl_msg_decode(const uint8_t *msg, size_t len, struct core_ctrl_req *req)

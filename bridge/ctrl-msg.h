@@ -8,6 +8,7 @@
 #ifndef VTPM_CTRL_MSG_H
 #define VTPM_CTRL_MSG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -22,10 +23,26 @@
  * The length of the message at the start of buf: > 0 when it is all
  * there, 0 when more bytes are needed, -EMSGSIZE when its announced
  * payload is over the bounds above (reply ctrl_msg_oversize_result(), close).
- * SET_LOCALITY and RESET_TPMESTABLISHED carry one byte; up to three zero
- * bytes already present after it are QEMU's padding and belong to it.
+ * SET_LOCALITY and RESET_TPMESTABLISHED are framed with their one byte.
  */
 ssize_t ctrl_msg_frame(const uint8_t *buf, size_t len);
+
+/*
+ * A connection's stream: QEMU sends the 1-byte payloads as 4 bytes (the
+ * byte and three zeros), other clients as one.  Which, is decided per
+ * connection from the bytes alone, never from how reads split them.
+ */
+struct ctrl_stream {
+	bool pad_pending;		/* the last message had a 1-byte payload */
+	enum { CTRL_PAD_UNKNOWN, CTRL_PAD_NONE, CTRL_PAD_THREE } style;
+};
+
+/*
+ * As ctrl_msg_frame() for the next message of the stream, after *skip
+ * bytes of the previous message's padding, which the caller drops in
+ * every case (also when 0 is returned).
+ */
+ssize_t ctrl_msg_next(struct ctrl_stream *st, const uint8_t *buf, size_t len, size_t *skip);
 uint32_t ctrl_msg_oversize_result(const uint8_t *buf);
 
 /* The command code of a framed message. */

@@ -15,6 +15,7 @@
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,7 @@
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <ptm.h>
@@ -33,10 +35,11 @@
 #include "front.h"
 #include "log.h"
 #include "loop.h"
+#include "tpm-frame.h"
 
-#define TPM_HEADER_SIZE		10
-#define DATA_DISCARD_MAX	(1u << 20)	/* skip an oversized command up to this; beyond, close */
 #define ACCEPT_PAUSE_MSEC	100
+#define ACCEPT_BATCH		256	/* connections taken per wake-up, so a flood cannot starve the rest */
+#define CLOSE_FLUSH_MSEC	1000	/* at exit, how long queued replies may take to leave */
 #define LISTEN_BACKLOG		64
 #define CTRL_MAX_FDS		8	/* room for descriptors received at once; extra ones are closed */
 
@@ -56,6 +59,7 @@ struct conn {
 	bool hangup;			/* close once the output is flushed */
 	uint32_t op;			/* ctrl: the code being answered */
 	int passed_fd;			/* ctrl: an fd that came with SCM_RIGHTS */
+	struct ctrl_stream stream;	/* ctrl: how this client pads 1-byte payloads */
 	size_t discard;			/* data: bytes of an oversized command still to skip */
 	uint8_t *in;
 	size_t in_len, in_cap;
@@ -91,7 +95,7 @@ static uint32_t conn_events(const struct conn *c)
 {
 	if (c->out_len)
 		return EPOLLOUT;
-	return c->busy ? 0 : EPOLLIN;
+	return c->busy || c->hangup ? 0 : EPOLLIN;
 }
 
 static void conn_update(struct conn *c)
@@ -146,9 +150,11 @@ static void conn_send(struct conn *c, const uint8_t *hdr, size_t hdr_len, const 
 	for (int i = 0; i < 2; i++) {
 		size_t skip = (size_t)n < iov[i].iov_len ? (size_t)n : iov[i].iov_len;
 
+		n -= (ssize_t)skip;
+		if (iov[i].iov_len == skip)
+			continue;	/* all sent, or no data part (its base may be NULL) */
 		memcpy(c->out + c->out_len, (uint8_t *)iov[i].iov_base + skip, iov[i].iov_len - skip);
 		c->out_len += iov[i].iov_len - skip;
-		n -= (ssize_t)skip;
 	}
 }
 
@@ -167,13 +173,18 @@ static void conn_flush(struct conn *c)
 		conn_close(c);
 }
 
-/* Closes the connection once what is queued for it has been sent. */
+/*
+ * Closes the connection once what is queued for it has been sent; nothing
+ * more is read or answered.  The input stays as it is: a caller may still
+ * be consuming the message it just framed.
+ */
 static void conn_hangup(struct conn *c)
 {
 	c->hangup = true;
-	c->in_len = 0;
 	if (!c->out_len)
 		conn_close(c);
+	else if (!c->processing)
+		conn_update(c);
 }
 
 static void conn_consume(struct conn *c, size_t n)
@@ -264,7 +275,7 @@ static void conn_event(struct loop_watch *watch, uint32_t events)
 			conn_close(c);
 			return;
 		}
-		if (!c->busy && !c->out_len && !conn_read(c)) {
+		if (!c->busy && !c->out_len && !c->hangup && !conn_read(c)) {
 			conn_close(c);
 			return;
 		}
@@ -344,12 +355,10 @@ static void data_reply(void *arg, const uint8_t *resp, size_t len)
 
 	conn_send(c, resp, len, NULL, 0);
 	c->busy = false;
-	if (c->front->disconnect) {
-		/* --server ...,disconnect: one response per connection. */
+	/* --server ...,disconnect: one response per connection. */
+	if (c->front->disconnect)
 		conn_hangup(c);
-		return;
-	}
-	if (!c->processing)
+	else if (!c->processing)
 		conn_process(c);
 }
 
@@ -377,22 +386,21 @@ static bool data_step(struct conn *c)
 		data_error(c, core_command_size_rc(core));
 		return true;
 	}
-	if (c->in_len < 6)
+	switch (tpm_frame(c->in, c->in_len, core_max_command(core), &size)) {
+	case TPM_FRAME_MORE:
 		return false;
-	size = get_be32(c->in + 2);
-	if (size < TPM_HEADER_SIZE || size > DATA_DISCARD_MAX) {
+	case TPM_FRAME_BROKEN:
 		/* No way to find the next command's start: answer, then hang up. */
 		log_debug("data connection: command size %u cannot be framed; closing", size);
 		data_error(c, core_command_size_rc(core));
 		conn_hangup(c);
 		return false;
-	}
-	if (size > core_max_command(core)) {
+	case TPM_FRAME_OVERSIZE:
 		c->discard = size;
 		return true;
+	case TPM_FRAME_COMMAND:
+		break;
 	}
-	if (c->in_len < size)
-		return false;
 	c->busy = true;
 	core_submit(&c->front->client, c->in, size, data_reply, c);
 	if (!c->closing)
@@ -446,7 +454,8 @@ static uint32_t ctrl_set_datafd(struct conn *c)
 	int fd = c->passed_fd;
 
 	c->passed_fd = -1;
-	if (f->datafd) {
+	/* One data channel: a --server endpoint holds the slot for good (swtpm: 0x1f). */
+	if (f->datafd || f->env.cfg->server.set) {
 		if (fd >= 0)
 			close(fd);
 		return PTM_RES_IOERROR;
@@ -468,8 +477,10 @@ static bool ctrl_step(struct conn *c)
 {
 	struct core_ctrl_req req;
 	uint32_t result;
-	ssize_t n = ctrl_msg_frame(c->in, c->in_len);
+	size_t pad;
+	ssize_t n = ctrl_msg_next(&c->stream, c->in, c->in_len, &pad);
 
+	conn_consume(c, pad);
 	if (n == 0)
 		return false;
 	if (n < 0) {
@@ -510,22 +521,24 @@ static void listener_event(struct loop_watch *watch, uint32_t events)
 {
 	struct listener *l = (struct listener *)watch;
 	struct socket_front *f = l->front;
-	int fd, one = 1;
+	int fd = -1, one = 1;
 
 	(void)events;
-	fd = accept4(watch->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
-	if (fd < 0) {
-		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-			/* Out of descriptors: pause accepting rather than spin on the ready listener. */
-			log_warn("cannot accept a connection: %s; pausing", strerror(errno));
-			loop_unwatch(f->env.loop, watch);
-			loop_timer_arm(&f->accept_timer, ACCEPT_PAUSE_MSEC);
-		}
-		return;
+	for (int i = 0; i < ACCEPT_BATCH; i++) {
+		fd = accept4(watch->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0)
+			break;
+		if (l->ep->tcp)
+			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		conn_new(f, fd, l->kind);
 	}
-	if (l->ep->tcp)
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	conn_new(f, fd, l->kind);
+	if (fd < 0 && (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)) {
+		/* Out of descriptors: pause accepting rather than spin on the ready listener. */
+		log_warn("cannot accept a connection: %s; pausing", strerror(errno));
+		loop_unwatch(f->env.loop, watch);
+		if (loop_timer_arm(&f->accept_timer, ACCEPT_PAUSE_MSEC) < 0)
+			loop_watch(f->env.loop, watch, EPOLLIN);	/* no pause possible: keep serving */
+	}
 }
 
 static void accept_resume(struct loop_watch *timer, uint32_t events)
@@ -684,12 +697,48 @@ static void listener_close(struct socket_front *f, struct listener *l)
 		unlink(l->unlink_path);
 }
 
+static long msec_since(const struct timespec *t0)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (now.tv_sec - t0->tv_sec) * 1000 + (now.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+/* At exit, replies still queued (a SHUTDOWN's, a failed start's errors) leave, within a bound. */
+static void socket_front_flush(struct socket_front *f)
+{
+	struct timespec t0;
+
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (struct conn *c = f->conns; c; c = c->next) {
+		size_t done = 0;
+
+		while (done < c->out_len) {
+			struct pollfd p = { .fd = c->watch.fd, .events = POLLOUT };
+			long left = CLOSE_FLUSH_MSEC - msec_since(&t0);
+			ssize_t n;
+
+			if (left <= 0 || poll(&p, 1, (int)left) <= 0)
+				break;
+			n = write(c->watch.fd, c->out + done, c->out_len - done);
+			if (n < 0 && errno != EAGAIN && errno != EINTR)
+				break;
+			if (n > 0)
+				done += (size_t)n;
+		}
+		if (done < c->out_len)
+			log_debug("%zu bytes of replies not sent at exit", c->out_len - done);
+	}
+}
+
 static void socket_front_close(struct front *front)
 {
 	struct socket_front *f = (struct socket_front *)front;
 
 	if (!f)
 		return;
+	socket_front_flush(f);
 	while (f->conns)
 		conn_close(f->conns);
 	listener_close(f, &f->ctrl);

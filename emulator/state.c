@@ -383,13 +383,14 @@ int state_dir_store(struct state_dir *dir, enum state_kind kind, const uint8_t *
 		goto unlink_tmp;
 	}
 	/*
-	 * The new file is in place; without this sync a power loss may bring
-	 * back the old one.  Report it: the caller must not assume durability.
+	 * The new file is what every reader sees now, so this is a success
+	 * whatever follows: an error would claim the old file is still there.
+	 * Without the directory sync a power loss may bring the old one back;
+	 * the next store syncs the directory again.
 	 */
-	if (dir->fsync && fsync(dfd) < 0) {
-		ret = -errno;
-		log_errno(LOG_ERR, -ret, "cannot fsync directory %s", dir->path);
-	}
+	if (dir->fsync && fsync(dfd) < 0)
+		log_errno(LOG_ERR, errno, "cannot fsync directory %s: %s may not survive a power loss",
+			  dir->path, name);
 	goto free_file;
 
 unlink_tmp:

@@ -78,7 +78,10 @@ int state_dir_load(struct state_dir *dir, enum state_kind kind, uint8_t **payloa
 /*
  * Atomic and durable: TMP2-00.<name> created with the mode, written, fsync,
  * rename over the file, fsync of the directory.  On error the old file is
- * intact and the temp file removed.
+ * intact and the temp file removed.  Once the rename is done the store
+ * succeeded (the new file is what readers see), even if the directory
+ * fsync then fails: that is logged, and the new name may not survive a
+ * power loss until a later store syncs the directory.
  */
 int state_dir_store(struct state_dir *dir, enum state_kind kind, const uint8_t *payload, size_t len);
 int state_dir_remove(struct state_dir *dir, enum state_kind kind);	/* absent is fine */

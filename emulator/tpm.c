@@ -30,6 +30,13 @@ struct emu {
 	bool loaded;		/* libtpms loaded and its TPM version chosen */
 	bool running;
 	bool orderly;		/* the last command was a successful TPM2_Shutdown */
+	/*
+	 * The volatile state went out with release-lock-outgoing and the lock
+	 * with it: the destination owns the storage now.  Nothing is written
+	 * on our own account (no automatic shutdown) until a client uses this
+	 * TPM again and so takes the lock back.
+	 */
+	bool handed_out;
 	uint8_t locality;	/* of the command libtpms is running */
 	uint8_t *resp;		/* libtpms reallocates it as needed */
 	uint32_t resp_cap;
@@ -89,6 +96,8 @@ static int libtpms_load(void)
 
 /* ---- libtpms callbacks ---- */
 
+static bool emu_may_write(struct emu *emu);
+
 static TPM_RESULT emu_cb_nvram_init(void)
 {
 	return TPM_SUCCESS;
@@ -122,7 +131,7 @@ static TPM_RESULT emu_cb_store(const unsigned char *data, uint32_t length, uint3
 	enum state_kind kind;
 
 	(void)tpm_number;
-	if (state_kind_from_name(name, &kind) < 0)
+	if (state_kind_from_name(name, &kind) < 0 || !emu_may_write(emu_current))
 		return TPM_FAIL;
 	if (state_dir_store(emu_current->cfg.state, kind, data, length) < 0)
 		return TPM_FAIL;
@@ -135,7 +144,7 @@ static TPM_RESULT emu_cb_delete(uint32_t tpm_number, const char *name, TPM_BOOL 
 
 	(void)tpm_number;
 	(void)must_exist;
-	if (state_kind_from_name(name, &kind) < 0)
+	if (state_kind_from_name(name, &kind) < 0 || !emu_may_write(emu_current))
 		return TPM_FAIL;
 	if (state_dir_remove(emu_current->cfg.state, kind) < 0)
 		return TPM_FAIL;
@@ -231,13 +240,24 @@ uint32_t emu_lock_storage(struct emu *emu)
 {
 	int ret = state_dir_lock(emu->cfg.state);
 
-	if (ret == 0)
+	if (ret == 0) {
+		emu->handed_out = false;	/* ours again */
 		return PTM_RES_SUCCESS;
+	}
 	if (ret == -EAGAIN)
 		log_debug("%s is in use by another TPM process", state_dir_path(emu->cfg.state));
 	else
 		log_errno(LOG_ERR, -ret, "cannot lock %s", state_dir_path(emu->cfg.state));
 	return PTM_RES_FAIL;
+}
+
+/*
+ * The one step before every state write: the lock is taken if it is not
+ * held (deferred for an incoming migration, or given up with the state).
+ */
+static bool emu_may_write(struct emu *emu)
+{
+	return state_dir_locked(emu->cfg.state) || emu_lock_storage(emu) == PTM_RES_SUCCESS;
 }
 
 uint32_t emu_start(struct emu *emu, bool delete_volatile)
@@ -262,7 +282,7 @@ uint32_t emu_start(struct emu *emu, bool delete_volatile)
 	emu->running = true;
 	emu->orderly = false;
 	/* The TPM resumed from the volatile state; a later INIT must not resume it again. */
-	if (delete_volatile)
+	if (delete_volatile && emu_may_write(emu))
 		state_dir_remove(emu->cfg.state, STATE_VOLATILE);
 	return PTM_RES_SUCCESS;
 }
@@ -294,7 +314,7 @@ void emu_stop(struct emu *emu)
 	 * disorderly, which raises the dictionary-attack counter when a
 	 * DA-protected authorization was used: shut it down first.
 	 */
-	if (emu->cfg.tpm2 && emu->cfg.auto_shutdown && !emu->orderly &&
+	if (emu->cfg.tpm2 && emu->cfg.auto_shutdown && !emu->orderly && !emu->handed_out &&
 	    emu_tpm2_shutdown(emu, 1 /* SU_STATE */) != 0)
 		emu_tpm2_shutdown(emu, 0 /* SU_CLEAR */);
 	libtpms.TPMLIB_Terminate();
@@ -352,11 +372,15 @@ uint32_t emu_command_size_rc(const struct emu *emu)
 static uint16_t tpm2_create_key_type(const uint8_t *cmd, size_t len)
 {
 	size_t off = 14;	/* header (10) + handle (4) */
+	uint16_t sensitive;
 
+	/* Each step checks what is left before it reads: len - off never wraps. */
+	if (len < off)
+		return 0;
 	if (get_be16(cmd) == 0x8002) {
 		uint32_t auth;
 
-		if (len < off + 4)
+		if (len - off < 4)
 			return 0;
 		auth = get_be32(cmd + off);
 		off += 4;
@@ -366,10 +390,11 @@ static uint16_t tpm2_create_key_type(const uint8_t *cmd, size_t len)
 	}
 	if (len - off < 2)
 		return 0;
+	sensitive = get_be16(cmd + off);
 	off += 2;
-	if (get_be16(cmd + off - 2) > len - off)	/* inSensitive */
+	if (sensitive > len - off)
 		return 0;
-	off += get_be16(cmd + off - 2);
+	off += sensitive;
 	if (len - off < 4)
 		return 0;
 	return get_be16(cmd + off + 2);		/* inPublic: size, then type */
@@ -418,8 +443,8 @@ void emu_process(struct emu *emu, const uint8_t *cmd, size_t len, uint8_t locali
 		emu_fail_response(emu, emu_not_running_rc(emu), resp, resp_len);
 		return;
 	}
-	/* The lock may have been released for an outgoing migration: take it back first. */
-	if (!state_dir_locked(emu->cfg.state) && emu_lock_storage(emu) != PTM_RES_SUCCESS) {
+	/* The lock may be deferred or given up with the state: a command takes it (back) first. */
+	if (!emu_may_write(emu)) {
 		emu_fail_response(emu, emu_not_running_rc(emu), resp, resp_len);
 		return;
 	}
@@ -495,6 +520,8 @@ uint32_t emu_store_volatile(struct emu *emu)
 	uint32_t len = 0;
 	TPM_RESULT rc;
 
+	if (!emu_may_write(emu))
+		return PTM_RES_FAIL;
 	rc = libtpms.TPMLIB_VolatileAll_Store(&buf, &len);
 	if (rc != TPM_SUCCESS)
 		return rc;
@@ -555,9 +582,12 @@ uint32_t emu_get_blob(struct emu *emu, uint32_t type, uint32_t req_flags, uint8_
 			return PTM_RES_FAIL;
 		payload_len = vol_len;
 		/* The TPM's volatile state is moving away; a stale file must not be resumed later. */
-		state_dir_remove(emu->cfg.state, STATE_VOLATILE);
-		if (emu->cfg.release_lock_outgoing)
+		if (emu_may_write(emu))
+			state_dir_remove(emu->cfg.state, STATE_VOLATILE);
+		if (emu->cfg.release_lock_outgoing) {
 			state_dir_unlock(emu->cfg.state);
+			emu->handed_out = true;
+		}
 	} else {
 		ret = state_dir_load(emu->cfg.state, (enum state_kind)type, &payload, &payload_len);
 		if (ret == -ENOENT)

@@ -1,6 +1,6 @@
 #!/bin/sh
 # Static and dynamic analysis of our code, as result lines:
-#   cppcheck over bridge/ emulator/ tests/unit tests/fuzz, and over the bench
+#   cppcheck over bridge/ emulator/ tests/unit tests/fuzz tests/fault, and over the bench
 #   and guest tools; clang and gcc -Werror builds of all of them;
 #   valgrind (memcheck) over every unit test;
 #   valgrind over the daemon serving a short session of real peers.
@@ -13,7 +13,7 @@ trap 'rm -rf "$out"' EXIT
 cppcheck="cppcheck --quiet --enable=warning,style,performance,portability --inline-suppr
 	--error-exitcode=1 -D_GNU_SOURCE"
 if $cppcheck -Ibridge -Iemulator -Ikmod-headers \
-	bridge emulator tests/unit tests/fuzz > "$out/cppcheck" 2>&1; then
+	bridge emulator tests/unit tests/fuzz tests/fault > "$out/cppcheck" 2>&1; then
 	echo "PASS static/cppcheck"
 else
 	echo "FAIL static/cppcheck: $(head -n 3 "$out/cppcheck" | tr '\n' ' ')"

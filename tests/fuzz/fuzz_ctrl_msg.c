@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * libFuzzer target for bridge/ctrl-msg.c: the input is a ctrl-channel byte
- * stream, framed and decoded message by message as the socket front does.
+ * stream, framed (with the connection's padding rule) and decoded message by
+ * message as the socket front does.
  */
 #include <stdlib.h>
 
@@ -13,12 +14,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	struct ctrl_stream stream = { 0 };
 	size_t off = 0;
 
 	while (off < size) {
 		struct core_ctrl_req req;
-		ssize_t n = ctrl_msg_frame(data + off, size - off);
+		size_t pad;
+		ssize_t n = ctrl_msg_next(&stream, data + off, size - off, &pad);
 
+		if (pad > size - off)
+			abort();
+		off += pad;
 		if (n <= 0)
 			break;
 		if ((size_t)n > size - off)

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* The ctrl-channel stream assembler (bridge/ctrl-msg.c). */
 #include <errno.h>
+#include <stdint.h>
 
 #include <ptm.h>
 
@@ -89,18 +90,70 @@ TEST(locality_one_byte_or_qemu_padding)
 
 	put(m, CMD_SET_LOCALITY);
 	m[4] = 3;
-	/* tpm2-tss sends one byte */
+	/* the message is its one byte: answered without waiting for padding */
 	CHECK_EQ(ctrl_msg_frame(m, 4), 0);
 	CHECK_EQ(ctrl_msg_frame(m, 5), 5);
-	/* QEMU sends the whole 4-byte union: padding that came with it is its own */
-	CHECK_EQ(ctrl_msg_frame(m, 8), 8);
-	CHECK_EQ(ctrl_msg_frame(m, 6), 6);
-	/* a non-zero byte after it starts the next message */
-	m[5] = 1;
 	CHECK_EQ(ctrl_msg_frame(m, 8), 5);
-	put(m, CMD_RESET_TPMESTABLISHED);
-	m[5] = 0;
-	CHECK_EQ(ctrl_msg_frame(m, 12), 8);
+}
+
+/* Feeds a stream through ctrl_msg_next() in pieces of `cut` bytes, records the messages' codes. */
+static size_t stream_codes(const uint8_t *s, size_t len, size_t cut, uint32_t *codes, size_t max)
+{
+	struct ctrl_stream st = { 0 };
+	size_t off = 0, avail = 0, n = 0;
+
+	while (avail < len) {
+		avail = avail + cut < len ? avail + cut : len;
+		for (;;) {
+			size_t skip;
+			ssize_t m = ctrl_msg_next(&st, s + off, avail - off, &skip);
+
+			off += skip;
+			if (m <= 0)
+				break;
+			if (n < max)
+				codes[n] = get(s + off);
+			n++;
+			off += (size_t)m;
+		}
+	}
+	return off == len ? n : SIZE_MAX;	/* bytes left that never framed: SIZE_MAX */
+}
+
+/*
+ * Both ways of sending SET_LOCALITY and RESET_TPMESTABLISHED, pipelined
+ * with the next message and cut at every byte, frame the same messages:
+ * the decision is the connection's, from the bytes alone.
+ */
+TEST(locality_padding_is_decided_per_connection)
+{
+	for (int qemu = 0; qemu < 2; qemu++) {
+		uint8_t s[64];
+		size_t len = 0;
+		uint32_t got[8];
+		static const uint32_t want[6] = { CMD_SET_LOCALITY, CMD_INIT, CMD_SET_LOCALITY,
+						  CMD_RESET_TPMESTABLISHED, CMD_GET_CAPABILITY, CMD_SET_LOCALITY };
+
+		for (size_t i = 0; i < 6; i++) {
+			len += put(s + len, want[i]);
+			if (want[i] == CMD_INIT) {
+				len += put(s + len, 0);
+			} else if (want[i] != CMD_GET_CAPABILITY) {
+				s[len++] = (uint8_t)(i & 3);	/* locality 0 too: a zero byte */
+				if (qemu) {
+					memset(s + len, 0, 3);
+					len += 3;
+				}
+			}
+		}
+		for (size_t cut = 1; cut <= len; cut++) {
+			size_t n = stream_codes(s, len, cut, got, 8);
+
+			CHECK_EQ(n, 6);
+			for (size_t i = 0; i < 6; i++)
+				CHECK_EQ(got[i], want[i]);
+		}
+	}
 }
 
 TEST(variable_payloads_follow_their_length)
@@ -218,8 +271,7 @@ TEST(success_replies_have_full_size)
 
 /*
  * A stream cut at any point frames the same messages as the whole stream.
- * (SET_LOCALITY is left out: a 1-byte locality followed at once by another
- * message is ambiguous with QEMU's zero padding; no client pipelines it.)
+ * (SET_LOCALITY: locality_padding_is_decided_per_connection.)
  */
 TEST(any_split_gives_the_same_messages)
 {
@@ -270,6 +322,7 @@ UNIT_MAIN("unit/ctrl_msg",
 	  UNIT(split_fixed_payloads_wait_for_all_bytes),
 	  UNIT(coalesced_messages_frame_one_by_one),
 	  UNIT(locality_one_byte_or_qemu_padding),
+	  UNIT(locality_padding_is_decided_per_connection),
 	  UNIT(variable_payloads_follow_their_length),
 	  UNIT(lying_lengths_are_refused_not_awaited),
 	  UNIT(decode_fields_big_endian),

@@ -4,6 +4,8 @@
  * generation does, an ECC key does not, an unreadable template does.
  * Needs no libtpms: emu_create() does not load it.
  */
+#include <stdbool.h>
+
 #include "tpm.h"
 #include "unit.h"
 
@@ -66,6 +68,44 @@ TEST(rsa_goes_to_the_worker_ecc_does_not)
 	emu_destroy(emu);
 }
 
+/* Every cut of a command, in a buffer of exactly that size: ASan sees any read past it. */
+static bool is_long_exact(struct emu *emu, const uint8_t *c, size_t len)
+{
+	uint8_t *copy = malloc(len);
+	bool ret;
+
+	if (!copy)
+		abort();
+	memcpy(copy, c, len);
+	ret = emu_command_is_long(emu, copy, len);
+	free(copy);
+	return ret;
+}
+
+TEST(short_create_commands_read_nothing_past_their_end)
+{
+	static const uint8_t issue9[10] = { 0x80, 0x01, 0, 0, 0, 0x0a, 0, 0, 0x01, 0x31 };
+	static const uint8_t ords[3][4] = { "\x00\x00\x01\x31", "\x00\x00\x01\x53", "\x00\x00\x01\x91" };
+	struct emu_config cfg = { .tpm2 = true };
+	struct emu *emu;
+	uint8_t c[64];
+
+	CHECK_EQ(emu_create(&emu, &cfg), 0);
+	/* CreatePrimary without sessions, 10 bytes: unreadable, so to the worker */
+	CHECK(is_long_exact(emu, issue9, sizeof(issue9)));
+	for (int tag = 0; tag < 2; tag++) {
+		for (size_t o = 0; o < 3; o++) {
+			size_t n = create_primary(c, tag ? 0x8002 : 0x8001, 0x0023);
+
+			memcpy(c + 6, ords[o], 4);
+			for (size_t cut = 0; cut <= n; cut++)
+				(void)is_long_exact(emu, c, cut);
+			CHECK(!is_long_exact(emu, c, n));
+		}
+	}
+	emu_destroy(emu);
+}
+
 TEST(tpm12_key_ordinals_go_to_the_worker)
 {
 	struct emu_config cfg = { .tpm2 = false };
@@ -81,4 +121,5 @@ TEST(tpm12_key_ordinals_go_to_the_worker)
 
 UNIT_MAIN("unit/long_cmd",
 	  UNIT(rsa_goes_to_the_worker_ecc_does_not),
+	  UNIT(short_create_commands_read_nothing_past_their_end),
 	  UNIT(tpm12_key_ordinals_go_to_the_worker))

@@ -1,0 +1,253 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Fault injection for the integration tests: LD_PRELOAD'ed into the daemon,
+ * it makes chosen libc calls fail the way they fail in production.  What
+ * fails is read from the file VTPM_FAULT_FILE names, one `key=value` a
+ * line, re-read whenever the file changes, so a test can turn a fault on
+ * after start-up.  Keys:
+ *   pthread_create=ERRNO     every thread creation fails
+ *   sock_write_max=N         write()/writev() to a socket take at most N bytes
+ *   fsync_dir=ERRNO          fsync() of a directory fails
+ *   fsync_file=ERRNO         fsync() of a regular file fails
+ *   rename=ERRNO             rename()/renameat() fail
+ *   accept=ERRNO:COUNT       the next COUNT accept4() calls fail (then it clears)
+ *   timerfd_settime=ERRNO    arming any timer fails
+ *   malloc_min=N             malloc()/realloc() of N bytes or more return NULL
+ * Only raw syscalls and stack buffers here: this code runs inside malloc.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/timerfd.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+extern void *__libc_malloc(size_t size);
+extern void *__libc_realloc(void *ptr, size_t size);
+
+struct fault_spec {
+	int pthread_create_err;
+	size_t sock_write_max;
+	int fsync_dir_err, fsync_file_err, rename_err, timerfd_err;
+	int accept_err;
+	long accept_count;
+	size_t malloc_min;
+};
+
+static struct fault_spec spec;
+static struct timespec spec_mtime;
+static pthread_mutex_t spec_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static long parse_num(const char *p)
+{
+	long v = 0;
+
+	while (*p >= '0' && *p <= '9')
+		v = v * 10 + (*p++ - '0');
+	return v;
+}
+
+static int parse_errno(const char *p)
+{
+	static const struct { const char *name; int err; } names[] = {
+		{ "EAGAIN", EAGAIN }, { "EIO", EIO }, { "ENOSPC", ENOSPC }, { "EMFILE", EMFILE },
+		{ "ENOMEM", ENOMEM }, { "EPERM", EPERM }, { "EINVAL", EINVAL }, { "EDQUOT", EDQUOT },
+	};
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (!strncmp(p, names[i].name, strlen(names[i].name)))
+			return names[i].err;
+	return (int)parse_num(p);
+}
+
+static void spec_line(struct fault_spec *s, const char *line)
+{
+	const char *v = strchr(line, '=');
+
+	if (!v)
+		return;
+	v++;
+#define KEY(k) (!strncmp(line, k "=", sizeof(k)))
+	if (KEY("pthread_create"))
+		s->pthread_create_err = parse_errno(v);
+	else if (KEY("sock_write_max"))
+		s->sock_write_max = (size_t)parse_num(v);
+	else if (KEY("fsync_dir"))
+		s->fsync_dir_err = parse_errno(v);
+	else if (KEY("fsync_file"))
+		s->fsync_file_err = parse_errno(v);
+	else if (KEY("rename"))
+		s->rename_err = parse_errno(v);
+	else if (KEY("timerfd_settime"))
+		s->timerfd_err = parse_errno(v);
+	else if (KEY("malloc_min"))
+		s->malloc_min = (size_t)parse_num(v);
+	else if (KEY("accept")) {
+		const char *c = strchr(v, ':');
+
+		s->accept_err = parse_errno(v);
+		s->accept_count = c ? parse_num(c + 1) : 1;
+	}
+#undef KEY
+}
+
+/* Re-reads the control file when it changed; returns a copy of the spec. */
+static struct fault_spec spec_get(void)
+{
+	const char *path = getenv("VTPM_FAULT_FILE");
+	struct fault_spec out;
+	struct stat st;
+
+	pthread_mutex_lock(&spec_lock);
+	if (path && syscall(SYS_stat, path, &st) == 0 &&
+	    (st.st_mtim.tv_sec != spec_mtime.tv_sec || st.st_mtim.tv_nsec != spec_mtime.tv_nsec)) {
+		char buf[1024];
+		int fd = (int)syscall(SYS_open, path, O_RDONLY | O_CLOEXEC);
+		ssize_t n = fd >= 0 ? syscall(SYS_read, fd, buf, sizeof(buf) - 1) : -1;
+		struct fault_spec fresh = { 0 };
+
+		if (fd >= 0)
+			syscall(SYS_close, fd);
+		if (n >= 0) {
+			buf[n] = 0;
+			for (char *line = buf; line && *line;) {
+				char *nl = strchr(line, '\n');
+
+				if (nl)
+					*nl = 0;
+				spec_line(&fresh, line);
+				line = nl ? nl + 1 : NULL;
+			}
+			spec = fresh;
+			spec_mtime = st.st_mtim;
+		}
+	}
+	out = spec;
+	pthread_mutex_unlock(&spec_lock);
+	return out;
+}
+
+#define REAL(name) ((__typeof__(name) *)dlsym(RTLD_NEXT, #name))
+
+int pthread_create(pthread_t *t, const pthread_attr_t *a, void *(*fn)(void *), void *arg)
+{
+	struct fault_spec s = spec_get();
+
+	if (s.pthread_create_err)
+		return s.pthread_create_err;
+	return REAL(pthread_create)(t, a, fn, arg);
+}
+
+static bool is_socket(int fd)
+{
+	struct stat st;
+
+	return syscall(SYS_fstat, fd, &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+ssize_t write(int fd, const void *buf, size_t len)
+{
+	struct fault_spec s = spec_get();
+
+	if (s.sock_write_max && len > s.sock_write_max && is_socket(fd))
+		len = s.sock_write_max;
+	return syscall(SYS_write, fd, buf, len);
+}
+
+ssize_t writev(int fd, const struct iovec *iov, int n)
+{
+	struct fault_spec s = spec_get();
+
+	if (s.sock_write_max && n > 0 && is_socket(fd)) {
+		struct iovec one = iov[0];
+
+		if (one.iov_len > s.sock_write_max)
+			one.iov_len = s.sock_write_max;
+		return syscall(SYS_writev, fd, &one, 1);
+	}
+	return syscall(SYS_writev, fd, iov, n);
+}
+
+int fsync(int fd)
+{
+	struct fault_spec s = spec_get();
+	struct stat st;
+
+	if (syscall(SYS_fstat, fd, &st) == 0) {
+		int err = S_ISDIR(st.st_mode) ? s.fsync_dir_err : S_ISREG(st.st_mode) ? s.fsync_file_err : 0;
+
+		if (err) {
+			errno = err;
+			return -1;
+		}
+	}
+	return (int)syscall(SYS_fsync, fd);
+}
+
+int renameat(int olddir, const char *old, int newdir, const char *new)
+{
+	struct fault_spec s = spec_get();
+
+	if (s.rename_err) {
+		errno = s.rename_err;
+		return -1;
+	}
+	return REAL(renameat)(olddir, old, newdir, new);
+}
+
+int rename(const char *old, const char *new)
+{
+	return renameat(AT_FDCWD, old, AT_FDCWD, new);
+}
+
+int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
+{
+	struct fault_spec s = spec_get();
+
+	if (s.accept_err) {
+		pthread_mutex_lock(&spec_lock);
+		if (spec.accept_count > 0 && --spec.accept_count == 0)
+			spec.accept_err = 0;
+		pthread_mutex_unlock(&spec_lock);
+		errno = s.accept_err;
+		return -1;
+	}
+	return REAL(accept4)(fd, addr, len, flags);
+}
+
+int timerfd_settime(int fd, int flags, const struct itimerspec *new, struct itimerspec *old)
+{
+	struct fault_spec s = spec_get();
+
+	if (s.timerfd_err) {
+		errno = s.timerfd_err;
+		return -1;
+	}
+	return (int)syscall(SYS_timerfd_settime, fd, flags, new, old);
+}
+
+void *malloc(size_t size)
+{
+	if (spec.malloc_min && size >= spec.malloc_min) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return __libc_malloc(size);
+}
+
+void *realloc(void *ptr, size_t size)
+{
+	if (spec.malloc_min && size >= spec.malloc_min) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return __libc_realloc(ptr, size);
+}

@@ -1,0 +1,401 @@
+"""Core and socket-front defects of issue 9, each with the test that would
+have caught it.  Fault-injection checks run our daemon with the shim of
+tests/fault (LD_PRELOAD) and a control file that turns a fault on."""
+import fcntl
+import os
+import socket
+import struct
+import time
+
+import tpm2
+from harness import (test, check, Fail, OURS, SWTPM, KINDS, Ctrl, define_nv, expect_nv, wait_for, health,
+                     CMD_INIT, CMD_SHUTDOWN, CMD_SET_DATAFD, CMD_LOCK_STORAGE, CMD_GET_STATEBLOB, CMD_STOP,
+                     CMD_SET_LOCALITY, CMD_GET_CAPABILITY, TPM_IOERROR, BLOB_VOLATILE)
+
+ONLY_OURS = (OURS,)
+TPM_FAIL = 0x09
+
+
+class Faults:
+    """The shim's control file: set() turns faults on, from the next libc call on."""
+
+    def __init__(self, ctx):
+        self.path = ctx.path('faults')
+        self.lib = os.path.join(ctx.env.build, 'tests', 'libvtpm-fault.so')
+        check(os.path.exists(self.lib), '%s is not built (make unit)' % self.lib)
+        self.n = 0
+        self.set()
+
+    def set(self, **faults):
+        self.n += 1
+        tmp = self.path + '.tmp'
+        with open(tmp, 'w') as f:
+            f.write(''.join('%s=%s\n' % kv for kv in faults.items()))
+        # a distinct mtime for every version, whatever the clock's resolution
+        os.utime(tmp, ns=(self.n * 10**9, self.n * 10**9))
+        os.rename(tmp, self.path)
+
+    def env(self):
+        env = dict(os.environ)
+        env['LD_PRELOAD'] = self.lib
+        env['VTPM_FAULT_FILE'] = self.path
+        return env
+
+
+def start_faulty(ctx, faults, **kw):
+    kw.setdefault('env', faults.env())
+    return ctx.start(OURS, **kw)
+
+
+def state_file(d, name='permall'):
+    return os.path.join(d.state_dir, 'tpm2-00.' + name)
+
+
+def read_file(path):
+    with open(path, 'rb') as f:
+        return f.read()
+
+
+# ------------------------------------------------------------ 1. heap over-read in the classifier
+
+@test('core/short-create-primary-first-command')
+def _(ctx):
+    """A 10-byte CreatePrimary without sessions as the first command (queued
+    behind the start), then pipelined with a lying header: an error each time,
+    the daemon alive (the ASan run of this suite catches an over-read)."""
+    d = ctx.start()
+    short = bytes.fromhex('80010000000a00000131')
+    with d.data() as c:
+        r = c.transact(short)
+        check(tpm2.rc_of(r) != 0, 'short CreatePrimary answered 0')
+        c.send(short + bytes.fromhex('8001ffffffff'))
+        r = c.read_response(5)
+        check(tpm2.rc_of(r) != 0, 'short CreatePrimary (pipelined) answered 0')
+    d.check_alive('after short CreatePrimary commands')
+    d.tpm(tpm2.get_random(8), what='GetRandom after them')
+
+
+# ------------------------------------------------------------ 2. no worker thread
+
+@test('core/no-worker-thread-start-loads-inline', labels=ONLY_OURS)
+def _(ctx):
+    """pthread_create fails (EAGAIN under a pids limit): INIT still starts
+    the TPM, key generation runs, nothing calls into an unloaded libtpms."""
+    faults = Faults(ctx)
+    faults.set(pthread_create='EAGAIN')
+    d = start_faulty(ctx, faults, flags=None)
+    with d.ctrl() as c:
+        check(c.init() == 0, 'INIT without a worker thread')
+    d.tpm(tpm2.startup(), what='Startup')
+    from test_better import rsa_primary
+    r = d.tpm(rsa_primary(2048), what='RSA-2048 CreatePrimary inline')
+    d.tpm(tpm2.flush_context(struct.unpack('>I', r[10:14])[0]), what='FlushContext')
+    define_nv(d)
+    health(d, what='without a worker thread')
+
+
+# ------------------------------------------------------------ 3. disconnect with partial writes
+
+@test('core/disconnect-short-writes', labels=ONLY_OURS)
+def _(ctx):
+    """--server ...,disconnect while the socket takes 4 bytes a write: every
+    reply arrives whole, then the connection closes; queued and inline."""
+    faults = Faults(ctx)
+    state = ctx.mkdir('disc-state')
+    sock = ctx.path('disc.sock')
+    argv = [ctx.env.ours, 'socket', '--tpm2', '--tpmstate', 'dir=' + state,
+            '--server', 'type=unixio,path=%s,disconnect' % sock, '--ctrl', 'type=unixio,path=%s.ctrl' % sock,
+            '--flags', 'not-need-init,startup-clear', '--log', 'file=%s,level=2' % ctx.path('disc.log')]
+    faults.set(sock_write_max=4)
+    d = ctx.start(OURS, argv=argv, ctrl_addr=sock + '.ctrl', data_addr=sock, env=faults.env())
+    for i in range(3):      # the first is queued behind the start, the others run inline
+        with d.data() as c:
+            r = c.transact(tpm2.get_random(16), 5)
+            check(tpm2.rc_of(r) == 0 and len(r) == 12 + 16, 'GetRandom %d: %s' % (i, r.hex()))
+            extra, closed = c.recv_upto(1, 2)
+            check(extra == b'' and closed, 'connection %d not closed after its reply (extra %s)' % (i, extra.hex()))
+    d.check_alive('after short writes with disconnect')
+
+
+# ------------------------------------------------------------ 4. LOCK_STORAGE holds the FIFO
+
+@test('core/lock-storage-waits-at-the-head', labels=ONLY_OURS)
+def _(ctx):
+    """A deferred LOCK_STORAGE keeps what comes after it (INIT on another
+    ctrl connection, a TPM command) waiting until the lock is held."""
+    state = ctx.mkdir('shared')
+    lock = os.path.join(state, '.lock')
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o660)
+    fcntl.lockf(fd, fcntl.LOCK_EX)
+    d = ctx.start(flags=None, state=state, extra=['--migration', 'incoming'])
+    a, b = d.ctrl(), d.ctrl()
+    try:
+        a.send(struct.pack('>II', CMD_LOCK_STORAGE, 200))     # up to 2 s
+        time.sleep(0.1)
+        b.send(struct.pack('>II', CMD_INIT, 0))
+        early, _ = b.recv_upto(4, 0.3)
+        check(early == b'', 'INIT answered while LOCK_STORAGE still waits for the lock: %s' % early.hex())
+        with d.ctrl() as c:
+            c.caps()    # others are still answered
+        t0 = time.monotonic()
+        os.close(fd)    # the other side lets go
+        res, _ = a.read_reply(CMD_LOCK_STORAGE, 3)
+        check(res == 0, 'LOCK_STORAGE after the holder let go: 0x%x' % res)
+        res, _ = b.read_reply(CMD_INIT, 3)
+        check(res == 0, 'INIT after the lock: 0x%x' % res)
+        check(time.monotonic() - t0 < 1.5, 'LOCK_STORAGE took too long after the lock was free')
+    finally:
+        a.close()
+        b.close()
+    d.tpm(tpm2.startup(), what='Startup')
+    define_nv(d)
+
+
+@test('core/lock-storage-timer-fails-answers', labels=ONLY_OURS)
+def _(ctx):
+    """No retry timer to be had: LOCK_STORAGE is answered at once, not never."""
+    faults = Faults(ctx)
+    state = ctx.mkdir('shared')
+    fd = os.open(os.path.join(state, '.lock'), os.O_RDWR | os.O_CREAT, 0o660)
+    fcntl.lockf(fd, fcntl.LOCK_EX)
+    try:
+        d = start_faulty(ctx, faults, flags=None, state=state, extra=['--migration', 'incoming'])
+        faults.set(timerfd_settime='EIO')
+        with d.ctrl() as c:
+            c.caps()
+            res, _ = c.request(CMD_LOCK_STORAGE, struct.pack('>I', 100), 2)
+            check(res != 0, 'LOCK_STORAGE of a held lock answered 0')
+            c.caps()
+    finally:
+        os.close(fd)
+
+
+# ------------------------------------------------------------ 5. lock given up with the state
+
+@test('core/release-lock-outgoing-writes-nothing-after', labels=ONLY_OURS)
+def _(ctx):
+    """Once the volatile blob left with release-lock-outgoing, STOP, SHUTDOWN
+    and SIGTERM write nothing to the storage the destination now owns."""
+    for end in ('shutdown', 'sigterm', 'stop'):
+        d = ctx.start(extra=['--migration', 'release-lock-outgoing'], name='src-' + end)
+        define_nv(d)
+        with d.ctrl() as c:
+            c.get_blob(BLOB_VOLATILE)
+        # the destination takes the lock and owns the files from here on
+        fd = os.open(os.path.join(d.state_dir, '.lock'), os.O_RDWR)
+        check(wait_for(lambda: _try_lock(fd), 2), '%s: the source kept the lock after the volatile blob' % end)
+        before = {n: read_file(os.path.join(d.state_dir, n)) for n in os.listdir(d.state_dir) if n != '.lock'}
+        mtimes = {n: os.stat(os.path.join(d.state_dir, n)).st_mtime_ns for n in before}
+        if end == 'shutdown':
+            with d.ctrl() as c:
+                check(c.request(CMD_SHUTDOWN)[0] == 0, 'SHUTDOWN')
+            check(d.wait_exit(5) == 0, 'exit after SHUTDOWN')
+        elif end == 'sigterm':
+            check(d.terminate() == 0, 'exit status after SIGTERM')
+        else:
+            with d.ctrl() as c:
+                check(c.stop() == 0, 'STOP')
+            d.terminate()
+        after = {n: read_file(os.path.join(d.state_dir, n)) for n in os.listdir(d.state_dir) if n != '.lock'}
+        check(after == before and all(os.stat(os.path.join(d.state_dir, n)).st_mtime_ns == mtimes[n]
+                                      for n in after),
+              '%s after the state was handed out changed %s' % (end, sorted(set(after) ^ set(before)) or
+                                                                 [n for n in after if after[n] != before.get(n)]
+                                                                 or 'an mtime'))
+        os.close(fd)
+
+
+def _try_lock(fd):
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return True
+    except OSError:
+        return False
+
+
+# ------------------------------------------------------------ 6. nothing after SHUTDOWN
+
+@test('core/nothing-runs-after-shutdown', labels=ONLY_OURS)
+def _(ctx):
+    """SHUTDOWN with INIT and a TPM command pipelined in the same write: the
+    SHUTDOWN reply arrives whole (even 1 byte a write), nothing after it runs."""
+    faults = Faults(ctx)
+    d = start_faulty(ctx, faults)
+    define_nv(d)
+    faults.set(sock_write_max=1)
+    with d.ctrl() as c:
+        c.send(struct.pack('>I', CMD_SHUTDOWN) + struct.pack('>II', CMD_INIT, 0) +
+               struct.pack('>I', CMD_GET_CAPABILITY))
+        res, _ = c.read_reply(CMD_SHUTDOWN, 3)
+        check(res == 0, 'SHUTDOWN: 0x%x' % res)
+        permall = read_file(state_file(d))     # as SHUTDOWN's own TPM2_Shutdown left it
+        rest, _ = c.recv_upto(64, 2)
+        check(rest[:4] != b'\0\0\0\0', 'INIT after SHUTDOWN was answered 0 (it ran): %s' % rest.hex())
+    check(d.wait_exit(5) == 0, 'exit status after SHUTDOWN')
+    check(read_file(state_file(d)) == permall, 'permall changed after the SHUTDOWN reply (INIT ran?)')
+    check(not os.path.exists(state_file(d, 'volatilestate')), 'a volatile state was written after SHUTDOWN')
+
+
+# ------------------------------------------------------------ 7. a failed start answers everyone
+
+@test('core/failed-start-answers-queued', labels=ONLY_OURS)
+def _(ctx):
+    """A state file libtpms cannot start from: what waited behind the start
+    gets an error reply (not EOF), the process exits 1 naming the directory."""
+    state = ctx.mkdir('bad')
+    with open(os.path.join(state, 'tpm2-00.permall'), 'wb') as f:
+        f.write(b'\x00\x02' + b'garbage' * 10)
+    d = ctx.start(state=state, ready=False, name='bad')
+    wait_for(lambda: os.path.exists(d.ctrl_addr) and os.path.exists(d.data_addr), 5)
+    data, ctrl = d.data(), d.ctrl()
+    try:
+        data.send(tpm2.get_random(8))
+        ctrl.send(struct.pack('>II', CMD_INIT, 0))
+        r = data.read_response(5)
+        check(tpm2.rc_of(r) != 0 and len(r) == 10, 'queued GetRandom: %s' % r.hex())
+        res, _ = ctrl.read_reply(CMD_INIT, 5)
+        check(res != 0, 'INIT after a failed start answered 0')
+    finally:
+        data.close()
+        ctrl.close()
+    check(d.wait_exit(5) == 1, 'exit status after a failed start')
+    check(state in d.log() + d.stderr(), 'no message naming %s' % state)
+
+
+# ------------------------------------------------------------ 9. directory fsync after the rename
+
+@test('core/dir-fsync-failure-keeps-new-state', labels=ONLY_OURS)
+def _(ctx):
+    """fsync of the directory fails after the rename: the NV write succeeds
+    (the new file is in place) and the failure is logged; fsync of the temp
+    file fails: the write fails and the old file is intact."""
+    faults = Faults(ctx)
+    d = start_faulty(ctx, faults)
+    faults.set(fsync_dir='EIO')
+    define_nv(d)
+    expect_nv(d)
+    check('fsync directory' in d.log(), 'the failed directory fsync was not logged')
+    before = read_file(state_file(d))
+    faults.set(fsync_file='EIO')
+    r = d.tpm(tpm2.nv_write(0x01500020, b'lost write'), expect_rc=None)
+    check(tpm2.rc_of(r) != 0, 'NV_Write answered 0 although the state could not be written')
+    check(read_file(state_file(d)) == before, 'permall changed by a failed store')
+    check(not [n for n in os.listdir(d.state_dir) if n.startswith('TMP')], 'temp file left behind')
+    faults.set(rename='EIO')
+    r = d.tpm(tpm2.nv_write(0x01500020, b'lost write'), expect_rc=None)
+    check(tpm2.rc_of(r) != 0, 'NV_Write answered 0 although the rename failed')
+    check(read_file(state_file(d)) == before, 'permall changed by a failed rename')
+    faults.set()
+    d.check_alive('after storage faults')
+
+
+# ------------------------------------------------------------ accept and memory faults
+
+@test('core/accept-emfile-pauses-then-serves', labels=ONLY_OURS)
+def _(ctx):
+    faults = Faults(ctx)
+    d = start_faulty(ctx, faults)
+    faults.set(accept='EMFILE:3')
+    t0 = time.monotonic()
+    with d.ctrl(3) as c:
+        c.caps()
+    check(time.monotonic() - t0 < 2, 'ctrl served only after %.1f s' % (time.monotonic() - t0))
+    check('pausing' in d.log(), 'EMFILE was not logged')
+    d.tpm(tpm2.get_random(8))
+
+
+@test('core/out-of-memory-queueing-answers', labels=ONLY_OURS)
+def _(ctx):
+    """No memory to queue a command behind a key generation: an error reply, the daemon alive."""
+    faults = Faults(ctx)
+    d = start_faulty(ctx, faults)
+    from test_better import rsa_primary
+    big = tpm2.command(0x18B, b'\0' * 3000)        # TestParms with a junk body: queued, not run yet
+    with d.data() as a, d.data() as b:
+        b.transact(big)                            # grows b's buffers while memory is plentiful
+        faults.set(malloc_min=2048)
+        a.send(rsa_primary(3072))
+        time.sleep(0.05)
+        r = b.transact(big, 30)
+        check(len(r) == 10 and tpm2.rc_of(r) != 0, 'queued command without memory: %s' % r.hex())
+        faults.set()
+        r = a.read_response(60)
+        check(tpm2.rc_of(r) == 0, 'key generation: rc 0x%x' % tpm2.rc_of(r))
+    d.tpm(tpm2.get_random(8))
+
+
+@test('core/accept-burst-all-served', labels=ONLY_OURS)
+def _(ctx):
+    """200 ctrl connections held open at once: all are accepted and answered
+    (swtpm serves one ctrl client at a time, by design)."""
+    d = ctx.start()
+    socks = []
+    try:
+        for _ in range(200):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(d.ctrl_addr)      # blocking: waits for room in the backlog
+            s.settimeout(5)
+            socks.append(s)
+        for s in socks:
+            s.sendall(struct.pack('>I', CMD_GET_CAPABILITY))
+        for i, s in enumerate(socks):
+            got = b''
+            while len(got) < 8:
+                chunk = s.recv(8 - len(got))
+                check(chunk, 'connection %d closed without a reply' % i)
+                got += chunk
+    finally:
+        for s in socks:
+            s.close()
+
+
+# ------------------------------------------------------------ 10. one data channel
+
+@test('core/set-datafd-refused-with-server-client')
+def _(ctx):
+    """--server holds the data slot: SET_DATAFD is 0x1f, with a data client connected or not."""
+    d = ctx.start()
+    with d.data() as data:
+        data.transact(tpm2.get_random(8))
+        ours, theirs = socket.socketpair()
+        try:
+            with d.ctrl() as c:
+                res, _ = c.request(CMD_SET_DATAFD, fds=[theirs.fileno()])
+            check(res == TPM_IOERROR, 'SET_DATAFD with a --server client connected: 0x%x' % res)
+        finally:
+            ours.close()
+            theirs.close()
+        data.transact(tpm2.get_random(8))
+
+
+# ------------------------------------------------------------ 11. SET_LOCALITY framing per connection
+
+@test('core/locality-one-byte-pipelined', labels=ONLY_OURS)
+def _(ctx):
+    """A 1-byte SET_LOCALITY with INIT right behind it in one write: both are
+    answered (the INIT's code is not taken for padding)."""
+    d = ctx.start(flags=None)
+    with d.ctrl() as c:
+        c.send(struct.pack('>IB', CMD_SET_LOCALITY, 0) + struct.pack('>II', CMD_INIT, 0))
+        check(c.read_reply(CMD_SET_LOCALITY)[0] == 0, 'SET_LOCALITY')
+        check(c.read_reply(CMD_INIT)[0] == 0, 'INIT behind a 1-byte SET_LOCALITY')
+        c.no_more()
+    d.tpm(tpm2.startup(), what='Startup')
+
+
+@test('core/locality-padding-in-a-later-write',
+      xfail_swtpm=(None, 'padding that arrives after the 1-byte SET_LOCALITY is read as a message of code 0'))
+def _(ctx):
+    """QEMU's 4-byte SET_LOCALITY whose padding arrives in a later write,
+    then GET_CAPABILITY: one reply each, nothing taken for a message."""
+    d = ctx.start()
+    with d.ctrl() as c:
+        c.send(struct.pack('>IB', CMD_SET_LOCALITY, 0))
+        check(c.read_reply(CMD_SET_LOCALITY)[0] == 0, 'SET_LOCALITY')
+        time.sleep(0.1)
+        c.send(b'\0\0\0' + struct.pack('>I', CMD_GET_CAPABILITY))
+        c.read_reply(CMD_GET_CAPABILITY)
+        c.no_more(0.3)
+        c.send(struct.pack('>IB', CMD_SET_LOCALITY, 0) + b'\0\0\0')
+        check(c.read_reply(CMD_SET_LOCALITY)[0] == 0, 'second SET_LOCALITY')
+        c.no_more(0.3)
