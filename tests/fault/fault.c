@@ -13,6 +13,9 @@
  *   accept=ERRNO:COUNT       the next COUNT accept4() calls fail (then it clears)
  *   timerfd_settime=ERRNO    arming any timer fails
  *   malloc_min=N             malloc()/realloc() of N bytes or more return NULL
+ *   thread_unlock_delay=MS   the next pthread_mutex_unlock() by a thread other
+ *                            than the main one sleeps MS first (once): the
+ *                            worker, woken with a job, is slow to reach libtpms
  * Only raw syscalls and stack buffers here: this code runs inside malloc.
  */
 #include <dlfcn.h>
@@ -28,6 +31,7 @@
 #include <sys/syscall.h>
 #include <sys/timerfd.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 extern void *__libc_malloc(size_t size);
@@ -40,6 +44,7 @@ struct fault_spec {
 	int accept_err;
 	long accept_count;
 	size_t malloc_min;
+	long thread_unlock_delay;
 };
 
 static struct fault_spec spec;
@@ -88,6 +93,8 @@ static void spec_line(struct fault_spec *s, const char *line)
 		s->rename_err = parse_errno(v);
 	else if (KEY("timerfd_settime"))
 		s->timerfd_err = parse_errno(v);
+	else if (KEY("thread_unlock_delay"))
+		s->thread_unlock_delay = parse_num(v);
 	else if (KEY("malloc_min"))
 		s->malloc_min = (size_t)parse_num(v);
 	else if (KEY("accept")) {
@@ -232,6 +239,23 @@ int timerfd_settime(int fd, int flags, const struct itimerspec *new, struct itim
 		return -1;
 	}
 	return (int)syscall(SYS_timerfd_settime, fd, flags, new, old);
+}
+
+int pthread_mutex_unlock(pthread_mutex_t *m)
+{
+	if (m != &spec_lock && syscall(SYS_gettid) != getpid()) {
+		struct fault_spec s = spec_get();
+
+		if (s.thread_unlock_delay) {
+			struct timespec ts = { s.thread_unlock_delay / 1000, (s.thread_unlock_delay % 1000) * 1000000L };
+
+			pthread_mutex_lock(&spec_lock);
+			spec.thread_unlock_delay = 0;	/* once */
+			pthread_mutex_unlock(&spec_lock);
+			nanosleep(&ts, NULL);
+		}
+	}
+	return REAL(pthread_mutex_unlock)(m);
 }
 
 void *malloc(size_t size)

@@ -399,3 +399,28 @@ def _(ctx):
         c.send(struct.pack('>IB', CMD_SET_LOCALITY, 0) + b'\0\0\0')
         check(c.read_reply(CMD_SET_LOCALITY)[0] == 0, 'second SET_LOCALITY')
         c.no_more(0.3)
+
+
+# ------------------------------------------------------------ 8. a cancel in the hand-off window
+
+@test('core/cancel-before-libtpms-starts-the-command', labels=ONLY_OURS)
+def _(ctx):
+    """The worker is slow to reach libtpms after taking the job (the shim
+    delays its first unlock by 300 ms); a cancel sent in that window must
+    still cancel the key generation, which libtpms starts by clearing the flag."""
+    from harness import CMD_CANCEL_TPM_CMD
+    from test_better import rsa_primary
+    faults = Faults(ctx)
+    d = start_faulty(ctx, faults)
+    d.tpm(tpm2.get_random(8), what='warm-up GetRandom')
+    with d.data() as data, d.ctrl() as ctrl:
+        faults.set(thread_unlock_delay=300)
+        ctrl.caps()                             # the shim reads the new setting
+        data.send(rsa_primary(3072))
+        time.sleep(0.1)
+        res, _ = ctrl.request(CMD_CANCEL_TPM_CMD)
+        check(res == 0, 'CANCEL_TPM_CMD: 0x%x' % res)
+        r = data.read_response(60)
+        check(tpm2.rc_of(r) == 0x909, 'RSA-3072 CreatePrimary after a cancel in the hand-off window: rc 0x%x '
+              '(expected TPM_RC_CANCELED 0x909)' % tpm2.rc_of(r))
+    d.tpm(tpm2.get_random(8), what='GetRandom after the cancelled command')
