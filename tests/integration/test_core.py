@@ -181,9 +181,11 @@ def _(ctx):
         define_nv(d)
         with d.ctrl() as c:
             c.get_blob(BLOB_VOLATILE)
-        # the destination takes the lock and owns the files from here on
+        # the lock is free for the destination (which has not taken it yet):
+        # the files are the destination's from here on all the same
         fd = os.open(os.path.join(d.state_dir, '.lock'), os.O_RDWR)
         check(wait_for(lambda: _try_lock(fd), 2), '%s: the source kept the lock after the volatile blob' % end)
+        fcntl.lockf(fd, fcntl.LOCK_UN)
         before = {n: read_file(os.path.join(d.state_dir, n)) for n in os.listdir(d.state_dir) if n != '.lock'}
         mtimes = {n: os.stat(os.path.join(d.state_dir, n)).st_mtime_ns for n in before}
         if end == 'shutdown':
@@ -306,7 +308,8 @@ def _(ctx):
 
 @test('core/out-of-memory-queueing-answers', labels=ONLY_OURS)
 def _(ctx):
-    """No memory to queue a command behind a key generation: an error reply, the daemon alive."""
+    """No memory to queue a command behind a key generation: an error reply,
+    the key generation answered too, the daemon alive."""
     faults = Faults(ctx)
     d = start_faulty(ctx, faults)
     from test_better import rsa_primary
@@ -319,8 +322,7 @@ def _(ctx):
         r = b.transact(big, 30)
         check(len(r) == 10 and tpm2.rc_of(r) != 0, 'queued command without memory: %s' % r.hex())
         faults.set()
-        r = a.read_response(60)
-        check(tpm2.rc_of(r) == 0, 'key generation: rc 0x%x' % tpm2.rc_of(r))
+        a.read_response(60)     # answered; whether libtpms itself found memory meanwhile is its own matter
     d.tpm(tpm2.get_random(8))
 
 
