@@ -16,7 +16,8 @@
  *   thread_unlock_delay=MS   the next pthread_mutex_unlock() by a thread other
  *                            than the main one sleeps MS first (once): the
  *                            worker, woken with a job, is slow to reach libtpms
- * Only raw syscalls and stack buffers here: this code runs inside malloc.
+ * Only raw syscalls, glibc's internal entry points and stack buffers here:
+ * this code runs inside malloc and pthread_mutex_unlock.
  */
 #include <dlfcn.h>
 #include <errno.h>
@@ -36,6 +37,9 @@
 
 extern void *__libc_malloc(size_t size);
 extern void *__libc_realloc(void *ptr, size_t size);
+/* glibc's own entry points: no dlsym (which may allocate) inside malloc or unlock. */
+extern int __pthread_mutex_lock(pthread_mutex_t *m);
+extern int __pthread_mutex_unlock(pthread_mutex_t *m);
 
 struct fault_spec {
 	int pthread_create_err;
@@ -113,7 +117,7 @@ static struct fault_spec spec_get(void)
 	struct fault_spec out;
 	struct stat st;
 
-	pthread_mutex_lock(&spec_lock);
+	__pthread_mutex_lock(&spec_lock);
 	if (path && syscall(SYS_stat, path, &st) == 0 &&
 	    (st.st_mtim.tv_sec != spec_mtime.tv_sec || st.st_mtim.tv_nsec != spec_mtime.tv_nsec)) {
 		char buf[1024];
@@ -138,7 +142,7 @@ static struct fault_spec spec_get(void)
 		}
 	}
 	out = spec;
-	pthread_mutex_unlock(&spec_lock);
+	__pthread_mutex_unlock(&spec_lock);
 	return out;
 }
 
@@ -220,10 +224,10 @@ int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 	struct fault_spec s = spec_get();
 
 	if (s.accept_err) {
-		pthread_mutex_lock(&spec_lock);
+		__pthread_mutex_lock(&spec_lock);
 		if (spec.accept_count > 0 && --spec.accept_count == 0)
 			spec.accept_err = 0;
-		pthread_mutex_unlock(&spec_lock);
+		__pthread_mutex_unlock(&spec_lock);
 		errno = s.accept_err;
 		return -1;
 	}
@@ -243,24 +247,24 @@ int timerfd_settime(int fd, int flags, const struct itimerspec *new, struct itim
 
 int pthread_mutex_unlock(pthread_mutex_t *m)
 {
-	if (m != &spec_lock && syscall(SYS_gettid) != getpid()) {
+	if (syscall(SYS_gettid) != getpid()) {
 		struct fault_spec s = spec_get();
 
 		if (s.thread_unlock_delay) {
 			struct timespec ts = { s.thread_unlock_delay / 1000, (s.thread_unlock_delay % 1000) * 1000000L };
 
-			pthread_mutex_lock(&spec_lock);
+			__pthread_mutex_lock(&spec_lock);
 			spec.thread_unlock_delay = 0;	/* once */
-			pthread_mutex_unlock(&spec_lock);
+			__pthread_mutex_unlock(&spec_lock);
 			nanosleep(&ts, NULL);
 		}
 	}
-	return REAL(pthread_mutex_unlock)(m);
+	return __pthread_mutex_unlock(m);
 }
 
 void *malloc(size_t size)
 {
-	if (spec.malloc_min && size >= spec.malloc_min) {
+	if (spec_get().malloc_min && size >= spec.malloc_min) {
 		errno = ENOMEM;
 		return NULL;
 	}
@@ -269,7 +273,7 @@ void *malloc(size_t size)
 
 void *realloc(void *ptr, size_t size)
 {
-	if (spec.malloc_min && size >= spec.malloc_min) {
+	if (spec_get().malloc_min && size >= spec.malloc_min) {
 		errno = ENOMEM;
 		return NULL;
 	}

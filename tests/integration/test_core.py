@@ -308,21 +308,30 @@ def _(ctx):
 
 @test('core/out-of-memory-queueing-answers', labels=ONLY_OURS)
 def _(ctx):
-    """No memory to queue a command behind a key generation: an error reply,
-    the key generation answered too, the daemon alive."""
+    """No memory to queue a command (it waits behind a LOCK_STORAGE, so
+    libtpms allocates nothing meanwhile): an error reply, the daemon alive."""
     faults = Faults(ctx)
-    d = start_faulty(ctx, faults)
-    from test_better import rsa_primary
-    big = tpm2.command(0x18B, b'\0' * 3000)        # TestParms with a junk body: queued, not run yet
-    with d.data() as a, d.data() as b:
-        b.transact(big)                            # grows b's buffers while memory is plentiful
+    state = ctx.mkdir('shared')
+    fd = os.open(os.path.join(state, '.lock'), os.O_RDWR | os.O_CREAT, 0o660)
+    fcntl.lockf(fd, fcntl.LOCK_EX)
+    d = start_faulty(ctx, faults, flags=None, state=state, extra=['--migration', 'incoming'])
+    big = tpm2.command(0x18B, b'\0' * 3000)        # 3 KiB: queued, so copied
+    with d.ctrl() as lock, d.data() as data:
+        data.transact(big)                          # grows the connection's buffers first
+        lock.send(struct.pack('>II', CMD_LOCK_STORAGE, 300))
+        time.sleep(0.1)
         faults.set(malloc_min=2048)
-        a.send(rsa_primary(3072))
-        time.sleep(0.05)
-        r = b.transact(big, 30)
+        data.send(big)
+        r = data.read_response(5)
         check(len(r) == 10 and tpm2.rc_of(r) != 0, 'queued command without memory: %s' % r.hex())
         faults.set()
-        a.read_response(60)     # answered; whether libtpms itself found memory meanwhile is its own matter
+        with d.ctrl() as c:
+            c.caps()                                # answered at once; the shim reads the cleared file
+        os.close(fd)
+        res, _ = lock.read_reply(CMD_LOCK_STORAGE, 5)
+        check(res == 0, 'LOCK_STORAGE once the lock is free: 0x%x' % res)
+        check(lock.init() == 0, 'INIT')
+    d.tpm(tpm2.startup(), what='Startup')
     d.tpm(tpm2.get_random(8))
 
 
