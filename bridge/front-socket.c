@@ -555,46 +555,59 @@ static void accept_resume(struct loop_watch *timer, uint32_t events)
 		loop_watch(f->env.loop, &f->data.watch, EPOLLIN);
 }
 
+/*
+ * The socket is bound, listening and given its mode and owner under a
+ * temporary name, then renamed into place: libvirt connects as soon as the
+ * path exists, and a socket bound but not yet listening would refuse it.
+ * A path too long for the temporary name is bound in place.
+ */
 static int listen_unix(const struct cli_endpoint *ep, const char *what)
 {
 	struct sockaddr_un sun = { .sun_family = AF_UNIX };
 	mode_t mode = ep->mode_set ? ep->mode : 0770;
 	mode_t old_umask;
 	struct stat st;
+	bool in_place;
 	int fd, ret;
 
 	if (strlen(ep->path) >= sizeof(sun.sun_path)) {
 		log_err("%s socket path %s is too long", what, ep->path);
 		return -ENAMETOOLONG;
 	}
-	strcpy(sun.sun_path, ep->path);
+	/* A stale socket of an earlier run is replaced; any other file is not. */
+	if (lstat(ep->path, &st) == 0 && !S_ISSOCK(st.st_mode)) {
+		log_err("%s socket %s: exists and is not a socket", what, ep->path);
+		return -EEXIST;
+	}
+	ret = snprintf(sun.sun_path, sizeof(sun.sun_path), "%s.%ld~", ep->path, (long)getpid());
+	in_place = ret < 0 || (size_t)ret >= sizeof(sun.sun_path);
+	if (in_place) {
+		strcpy(sun.sun_path, ep->path);
+		unlink(ep->path);
+	}
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
-	/* A stale socket of an earlier run is replaced; any other file is not. */
-	if (lstat(ep->path, &st) == 0 && S_ISSOCK(st.st_mode))
-		unlink(ep->path);
-	/* The file appears with its final mode: libvirt connects as soon as it exists. */
+	unlink(sun.sun_path);
 	old_umask = umask(~mode & 0777);
 	ret = bind(fd, (struct sockaddr *)&sun, sizeof(sun));
 	umask(old_umask);
-	if (ret < 0 || listen(fd, LISTEN_BACKLOG) < 0)
+	if (ret < 0)
 		goto fail;
-	if (chmod(ep->path, mode) < 0)
-		goto fail_unlink;
-	if ((ep->uid_set || ep->gid_set) &&
-	    chown(ep->path, ep->uid_set ? ep->uid : (uid_t)-1, ep->gid_set ? ep->gid : (gid_t)-1) < 0)
+	if (listen(fd, LISTEN_BACKLOG) < 0 || chmod(sun.sun_path, mode) < 0 ||
+	    ((ep->uid_set || ep->gid_set) &&
+	     chown(sun.sun_path, ep->uid_set ? ep->uid : (uid_t)-1, ep->gid_set ? ep->gid : (gid_t)-1) < 0) ||
+	    (!in_place && rename(sun.sun_path, ep->path) < 0))
 		goto fail_unlink;
 	return fd;
 
 fail_unlink:
 	ret = -errno;
-	unlink(ep->path);
-	log_errno(LOG_ERR, -ret, "%s socket %s", what, ep->path);
-	close(fd);
-	return ret;
+	unlink(sun.sun_path);
+	goto out;
 fail:
 	ret = -errno;
+out:
 	log_errno(LOG_ERR, -ret, "%s socket %s", what, ep->path);
 	close(fd);
 	return ret;

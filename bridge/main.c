@@ -37,6 +37,8 @@ struct daemon {
 	struct front *front;
 	const struct front_ops *front_ops;
 	struct loop_watch signals;
+	/* Ours to remove at exit: a refused start leaves another instance's file alone. */
+	bool pid_file_written;
 };
 
 static void daemon_quit(void *arg)
@@ -166,6 +168,7 @@ static int pid_write(struct daemon *d, pid_t pid)
 	}
 	if (fd >= 0 && fd != d->cfg.pid_fd)
 		close(fd);
+	d->pid_file_written = ret == 0 && d->cfg.pid_file;
 	return ret;
 }
 
@@ -194,8 +197,15 @@ static int daemonize(struct daemon *d)
 		log_errno(LOG_ERR, errno, "fork");
 		return -1;
 	}
-	if (pid > 0)
-		_exit(pid_write(d, pid) < 0 ? 1 : 0);
+	if (pid > 0) {
+		/* Who started us reads the pid file once we exit: without it, no child either. */
+		if (pid_write(d, pid) < 0) {
+			kill(pid, SIGKILL);
+			_exit(1);
+		}
+		_exit(0);
+	}
+	d->pid_file_written = d->cfg.pid_file != NULL;
 	setsid();
 	null = open("/dev/null", O_RDWR | O_CLOEXEC);
 	if (null >= 0) {
@@ -306,7 +316,7 @@ static void daemon_cleanup(struct daemon *d)
 		close(d->signals.fd);
 	loop_destroy(d->loop);
 	state_dir_close(d->state);
-	if (d->cfg.pid_file)
+	if (d->pid_file_written)
 		unlink(d->cfg.pid_file);
 }
 

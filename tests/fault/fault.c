@@ -13,6 +13,8 @@
  *   accept=ERRNO:COUNT       the next COUNT accept4() calls fail (then it clears)
  *   timerfd_settime=ERRNO    arming any timer fails
  *   malloc_min=N             malloc()/realloc() of N bytes or more return NULL
+ *   listen_delay=MS          listen() sleeps MS first: a socket bound but not
+ *                            yet listening stays so that long
  *   thread_unlock_delay=MS   the next pthread_mutex_unlock() by a thread other
  *                            than the main one sleeps MS first (once): the
  *                            worker, woken with a job, is slow to reach libtpms
@@ -49,6 +51,7 @@ struct fault_spec {
 	long accept_count;
 	size_t malloc_min;
 	long thread_unlock_delay;
+	long listen_delay;
 };
 
 static struct fault_spec spec;
@@ -97,6 +100,8 @@ static void spec_line(struct fault_spec *s, const char *line)
 		s->rename_err = parse_errno(v);
 	else if (KEY("timerfd_settime"))
 		s->timerfd_err = parse_errno(v);
+	else if (KEY("listen_delay"))
+		s->listen_delay = parse_num(v);
 	else if (KEY("thread_unlock_delay"))
 		s->thread_unlock_delay = parse_num(v);
 	else if (KEY("malloc_min"))
@@ -232,6 +237,18 @@ int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 		return -1;
 	}
 	return REAL(accept4)(fd, addr, len, flags);
+}
+
+int listen(int fd, int backlog)
+{
+	struct fault_spec s = spec_get();
+
+	if (s.listen_delay) {
+		struct timespec ts = { s.listen_delay / 1000, (s.listen_delay % 1000) * 1000000L };
+
+		nanosleep(&ts, NULL);
+	}
+	return (int)syscall(SYS_listen, fd, backlog);
 }
 
 int timerfd_settime(int fd, int flags, const struct itimerspec *new, struct itimerspec *old)

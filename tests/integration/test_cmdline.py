@@ -344,3 +344,25 @@ def _argv(ctx):
     given = [a.encode() for a in d.argv]
     check(seen == given, '/proc/PID/cmdline is %r, the daemon was given %r'
           % (b' '.join(seen).decode(errors='replace')[:300], ' '.join(d.argv)[:300]))
+
+
+
+
+# ------------------------------------------------------------ pid file of a refused start
+
+@test('cmdline/refused-start-keeps-others-pid-file',
+      xfail_swtpm=(None, 'a refused start removes the pid file of the daemon already running'))
+def _(ctx):
+    """A second daemon on a state dir in use, with the same --pid file, is
+    refused: the file still names the first one (it is not removed)."""
+    pid = ctx.path('tpm.pid')
+    a = ctx.start(extra=['--pid', 'file=' + pid])
+    check(wait_for(lambda: os.path.exists(pid), 5), 'the first daemon wrote no pid file')
+    b = ctx.start(state=a.state_dir, extra=['--pid', 'file=' + pid], ready=False)
+    rc = b.wait_exit(10)
+    check(rc not in (None, 0), 'second daemon on the same state dir: exit %s, expected a refusal' % rc)
+    check(os.path.exists(pid), 'the refused start removed the pid file of the running daemon')
+    with open(pid) as f:
+        text = f.read().strip()
+    check(text == str(a.pid), 'pid file holds %r, expected the running daemon %d' % (text, a.pid))
+    a.check_alive()

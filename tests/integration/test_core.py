@@ -435,3 +435,28 @@ def _(ctx):
         check(tpm2.rc_of(r) == 0x909, 'RSA-3072 CreatePrimary after a cancel in the hand-off window: rc 0x%x '
               '(expected TPM_RC_CANCELED 0x909)' % tpm2.rc_of(r))
     d.tpm(tpm2.get_random(8), what='GetRandom after the cancelled command')
+
+
+# ------------------------------------------------------------ a unix socket seen before it listens
+
+@test('core/unix-socket-listens-once-visible',
+      xfail_swtpm=(None, 'binds the path, then listens: a connect in between is refused'))
+def _(ctx):
+    """libvirt connects as soon as the socket file exists: with listen()
+    held back 400 ms by the shim, a connect at first sight must succeed
+    (the file appears only once it listens), not get ECONNREFUSED."""
+    faults = Faults(ctx)
+    faults.set(listen_delay=400)
+    d = ctx.start(ctx.kind, env=faults.env(), ready=False)
+    check(wait_for(lambda: os.path.exists(d.ctrl_addr) or not d.alive(), 10), 'no ctrl socket within 10 s')
+    d.check_alive('before its ctrl socket appeared')
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        s.connect(d.ctrl_addr)
+    except OSError as e:
+        raise Fail('connect as soon as %s exists: %s' % (d.ctrl_addr, e))
+    finally:
+        s.close()
+    d.wait_ready()
+    check(sorted(f for f in os.listdir(ctx.tmp) if f.endswith('~')) == [],
+          'temporary socket names left behind')
