@@ -69,6 +69,23 @@ $(FAULT_LIB): tests/fault/fault.c
 unit: unit-bins $(FAULT_LIB)
 unit-bins: $(UNIT_BIN)
 
+# The PTM ABI cross-check (tests/abi): our kmod-headers/ptm.h against
+# Debian's <swtpm/tpm_ioctl.h> (swtpm-dev) and, for what that header lacks,
+# kmod-headers/ptm-abi.tsv (a copy of the spec's table).  Two units, since both headers define the names.
+PTM_ABI_TSV ?= kmod-headers/ptm-abi.tsv
+ABI_SRC := tests/abi/abi_check.c tests/abi/abi_swtpm.c tests/abi/abi_ours.c
+ABI_BIN := $(BUILD)/abi/abi_check
+
+$(ABI_BIN): $(ABI_SRC) tests/abi/abi-items.h kmod-headers/ptm.h
+	@mkdir -p $(@D)
+	@$(if $(Q),echo "  CC      $@")
+	$(Q)$(CC) $(WARNFLAGS) $(CPPFLAGS) -Itests/abi $(CFLAGS) $(LDFLAGS) -o $@ $(ABI_SRC)
+
+abi-build: $(ABI_BIN)
+
+abi-check: $(ABI_BIN)
+	$(Q)$(ABI_BIN) $(PTM_ABI_TSV)
+
 # Installs the Debian packages the build and the tests need (apt-get; sudo when not root).
 deps:
 	$(Q)scripts/setup-deps.sh
@@ -77,7 +94,7 @@ deps:
 # our daemon and Debian's swtpm, the real-kernel VM tests.  Ends with
 # "N passed, N failed[, N skipped]".
 check: deps
-	$(Q)$(MAKE) --no-print-directory all unit
+	$(Q)$(MAKE) --no-print-directory all unit abi-build
 	$(Q)$(MAKE) --no-print-directory BUILD=$(BUILD)/asan \
 		CFLAGS="-O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all" \
 		LDFLAGS="-fsanitize=address,undefined" all unit-bins
@@ -97,7 +114,7 @@ install: $(BUILD)/vtpm-bridge
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all unit unit-bins deps check run bench install clean
+.PHONY: all unit unit-bins abi-build abi-check deps check run bench install clean
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 

@@ -12,7 +12,7 @@
 set -u
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
-SUITES=${SUITES:-"unit unit-asan static fuzz integration integration-asan vm"}
+SUITES=${SUITES:-"unit unit-asan abi static fuzz integration integration-asan vm"}
 export BUILD
 
 log=$(mktemp -d "${TMPDIR:-/tmp}/vtpm-check.XXXXXX")
@@ -66,6 +66,7 @@ for s in $SUITES; do
 	case $s in
 	unit)		run_suite unit run_units "$BUILD/tests" ;;
 	unit-asan)	run_suite unit-asan run_units "$BUILD/asan/tests" ;;
+	abi)		run_suite abi "$BUILD/abi/abi_check" "${PTM_ABI_TSV:-kmod-headers/ptm-abi.tsv}" ;;
 	static)		run_suite static tests/static.sh ;;
 	fuzz)		run_suite fuzz make --no-print-directory BUILD="$BUILD" FUZZ_SECONDS="${FUZZ_SECONDS:-10}" fuzz ;;
 	integration)	run_suite integration python3 tests/integration/run.py --build "$BUILD" ;;
