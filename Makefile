@@ -16,7 +16,10 @@ DEPFLAGS = -MMD -MP
 
 # libtpms is dlopen()ed (emulator/tpm.c), so only its headers are needed here.
 TPMS_CFLAGS := $(shell $(PKG_CONFIG) --cflags libtpms 2>/dev/null)
-LDLIBS += -ldl -lpthread
+# The CUSE front (bridge/front-cuse.c) is on libfuse3's cuse_lowlevel.
+FUSE_CFLAGS := $(shell $(PKG_CONFIG) --cflags fuse3 2>/dev/null)
+FUSE_LIBS := $(shell $(PKG_CONFIG) --libs fuse3 2>/dev/null)
+LDLIBS += $(FUSE_LIBS) -ldl -lpthread
 
 ifeq ($(V),1)
 Q :=
@@ -38,7 +41,7 @@ all: $(BUILD)/vtpm-bridge $(TOOL_BIN)
 $(BUILD)/%.o: %.c
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  CC      $<")
-	$(Q)$(CC) $(WARNFLAGS) $(CPPFLAGS) $(TPMS_CFLAGS) $(CFLAGS) $(DEPFLAGS) -c -o $@ $<
+	$(Q)$(CC) $(WARNFLAGS) $(CPPFLAGS) $(TPMS_CFLAGS) $(FUSE_CFLAGS) $(CFLAGS) $(DEPFLAGS) -c -o $@ $<
 
 $(BUILD)/libvtpm.a: $(LIB_OBJ)
 	@rm -f $@
@@ -127,6 +130,7 @@ FUZZ_FLAGS := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=a
 FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 FUZZ_DEPS_fuzz_ctrl_msg := bridge/ctrl-msg.c
+FUZZ_DEPS_fuzz_ptm_ioctl := bridge/ptm-ioctl.c
 FUZZ_DEPS_fuzz_state := emulator/state-format.c bridge/log.c
 FUZZ_DEPS_fuzz_tpm_frame := bridge/tpm-frame.c emulator/tpm.c emulator/state.c emulator/state-format.c bridge/log.c \
 	$(TPMS_CFLAGS) -ldl

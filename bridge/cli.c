@@ -23,6 +23,8 @@ enum {
 	OPT_PRINT_STATES,
 	OPT_VERSION,
 	OPT_MIGRATION,
+	OPT_MAJOR,
+	OPT_MINOR,
 	OPT_UNSUPPORTED,
 };
 
@@ -44,6 +46,11 @@ static const struct option cli_options[] = {
 	{ "print-states", no_argument, NULL, OPT_PRINT_STATES },
 	{ "version", no_argument, NULL, OPT_VERSION },
 	{ "help", no_argument, NULL, 'h' },
+	/* cuse: -n/--name, -M/--maj, -m/--min, -f/--foreground */
+	{ "name", required_argument, NULL, 'n' },
+	{ "maj", required_argument, NULL, OPT_MAJOR },
+	{ "min", required_argument, NULL, OPT_MINOR },
+	{ "foreground", no_argument, NULL, 'f' },
 	/* Later issues add these; until then they are refused by name. */
 	{ "key", required_argument, NULL, OPT_UNSUPPORTED },
 	{ "migration-key", required_argument, NULL, OPT_UNSUPPORTED },
@@ -329,9 +336,43 @@ static int cli_port(const char *value, struct cli_config *cfg)
 	return 0;
 }
 
+/* --maj, --min: swtpm takes 0-65535; the kernel's dev_t has 12 bits of major, 20 of minor. */
+static int cli_devnum(const char *opt, const char *value, unsigned long max, unsigned int *out, bool *set)
+{
+	unsigned long v;
+
+	if (cli_number(value, 10, max, &v) < 0)
+		return cli_error(opt, "'%s' is not a device number", value);
+	*out = (unsigned int)v;
+	*set = true;
+	return 0;
+}
+
+/* -n NAME: DEVNAME, /dev/NAME; a '/' makes a subdirectory as in the kernel, ".." is refused. */
+static int cli_cuse_name(const char *value, struct cli_config *cfg)
+{
+	if (!*value || *value == '/' || strstr(value, "..") || strchr(value, '=') ||
+	    value[strlen(value) - 1] == '/' || strlen(value) > 200)
+		return cli_error("--name", "'%s' is not a device name", value);
+	cfg->cuse.name = value;
+	cfg->cuse.set = true;
+	return 0;
+}
+
 static int cli_option(int opt, char *arg, const char *name, struct cli_config *cfg)
 {
 	switch (opt) {
+	case 'n':
+		return cli_cuse_name(arg, cfg);
+	case OPT_MAJOR:
+	case 'M':
+		return cli_devnum(name, arg, 4095, &cfg->cuse.major, &cfg->cuse.major_set);
+	case OPT_MINOR:
+	case 'm':
+		return cli_devnum(name, arg, (1ul << 20) - 1, &cfg->cuse.minor, &cfg->cuse.minor_set);
+	case 'f':
+		cfg->daemon = false;
+		return 0;
 	case OPT_TPM2:
 		cfg->tpm2 = true;
 		return 0;
@@ -354,6 +395,9 @@ static int cli_option(int opt, char *arg, const char *name, struct cli_config *c
 		return 0;
 	case 'd':
 		cfg->daemon = true;
+		return 0;
+	case 'v':
+		cfg->action = CLI_VERSION;
 		return 0;
 	case OPT_LOCALITY:
 		return cli_locality(arg, cfg);
@@ -379,6 +423,25 @@ static int cli_option(int opt, char *arg, const char *name, struct cli_config *c
 	default:
 		return cli_error(name, "%s", "unknown option (see --help)");
 	}
+}
+
+/* Each front takes its own channel options; the shared ones (state, log, pid, flags) are everyone's. */
+static int cli_check_front(const struct cli_config *cfg, bool is_cuse)
+{
+	if (is_cuse) {
+		if (cfg->ctrl.set || cfg->server.set || cfg->terminate)
+			return cli_error(cfg->ctrl.set ? "--ctrl" : cfg->server.set ? "--server" : "--terminate",
+					 "%s", "is a socket option; cuse serves /dev/NAME only");
+		if (cfg->action == CLI_RUN && !cfg->cuse.set)
+			return cli_error("--name", "%s", "cuse needs -n NAME (the device /dev/NAME)");
+		return 0;
+	}
+	if (cfg->cuse.set || cfg->cuse.major_set || cfg->cuse.minor_set)
+		return cli_error(cfg->cuse.set ? "--name" : cfg->cuse.major_set ? "--maj" : "--min", "%s",
+				 "is a cuse option (vtpm-bridge cuse -n NAME)");
+	if (cfg->action == CLI_RUN && !cfg->ctrl.set && !cfg->server.set)
+		return cli_error("--ctrl", "%s", "a --ctrl or --server channel is required");
+	return 0;
 }
 
 /* The parser splits key=value lists in place: it works on its own copy. */
@@ -411,6 +474,7 @@ void cli_free(struct cli_config *cfg)
 int cli_parse(int argc, char **argv, struct cli_config *cfg)
 {
 	int opt, index;
+	bool is_cuse;
 
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->args = cli_copy_args(argc, argv);
@@ -436,15 +500,20 @@ int cli_parse(int argc, char **argv, struct cli_config *cfg)
 	if (argc < 2 || argv[1][0] == '-')
 		return cli_error(argc < 2 ? "vtpm-bridge" : argv[1], "%s",
 				 "expected a front first: vtpm-bridge socket [options] (see --help)");
-	if (strcmp(argv[1], "socket"))
-		return cli_error(argv[1], "%s", "unknown front (this version has: socket)");
+	if (strcmp(argv[1], "socket") && strcmp(argv[1], "cuse"))
+		return cli_error(argv[1], "%s", "unknown front (this version has: socket, cuse)");
 	cfg->front = argv[1];
+	is_cuse = !strcmp(cfg->front, "cuse");
+	/* swtpm cuse detaches unless told -f. */
+	cfg->daemon = is_cuse;
 
 	optind = 1;
 	opterr = 0;
 	argv++;
 	argc--;
-	while ((opt = getopt_long(argc, argv, ":p:tdr:h", cli_options, &index)) != -1) {
+	/* The short options are the front's own, as swtpm's: -p -t -d (socket), -n -M -m -f -v (cuse). */
+	while ((opt = getopt_long(argc, argv, is_cuse ? ":n:M:m:fr:hv" : ":p:tdr:h", cli_options,
+				  &index)) != -1) {
 		char name[64];
 
 		if (opt == '?' || opt == ':') {
@@ -471,8 +540,8 @@ int cli_parse(int argc, char **argv, struct cli_config *cfg)
 		if (!cfg->state_dir)
 			return cli_error("--tpmstate", "%s", "is required (or set TPM_PATH)");
 	}
-	if (cfg->action == CLI_RUN && !cfg->ctrl.set && !cfg->server.set)
-		return cli_error("--ctrl", "%s", "a --ctrl or --server channel is required");
+	if (cli_check_front(cfg, is_cuse) < 0)
+		return -1;
 	if (cfg->startup == EMU_STARTUP_DEACTIVATED && cfg->tpm2)
 		return cli_error("--flags", "%s", "startup-deactivated is for TPM 1.2 only");
 	/* --server type=tcp,fd=N is a connected stream, as swtpm_setup passes it: its end ends us. */
@@ -484,10 +553,20 @@ int cli_parse(int argc, char **argv, struct cli_config *cfg)
 void cli_usage(const char *prog)
 {
 	printf("Usage: %s socket [options]\n"
+	       "       %s cuse -n NAME [--maj M] [--min N] [-f] [options]\n"
 	       "\n"
-	       "Serves one libtpms TPM over the control and data sockets of `swtpm socket`;\n"
-	       "the options are swtpm's.\n"
+	       "Serves one libtpms TPM over the control and data sockets of `swtpm socket`,\n"
+	       "or as the character device /dev/NAME of `swtpm cuse` (TPM commands by\n"
+	       "write()/read(), the PTM ioctls); the options are swtpm's.\n"
 	       "\n"
+	       "cuse:\n"
+	       "  -n, --name NAME        create /dev/NAME (refused if it exists)\n"
+	       "  -M, --maj M            the device's major (default: a dynamic one); many\n"
+	       "  -m, --min N            devices should share one fixed major with their own minors\n"
+	       "  -f, --foreground       do not detach (the default is to detach once the\n"
+	       "                         device exists)\n"
+	       "\n"
+	       "both (--ctrl, --server, -p, -t and -d are socket's only):\n"
 	       "  --tpm2                 a TPM 2.0 (default: TPM 1.2)\n"
 	       "  --tpmstate dir=DIR[,mode=0640] | backend-uri=dir://DIR\n"
 	       "                         the state directory (or $TPM_PATH); swtpm's file format\n"
@@ -516,5 +595,5 @@ void cli_usage(const char *prog)
 	       "  --print-capabilities   print the supported features as JSON and exit\n"
 	       "  --print-states         print the state blobs in --tpmstate as JSON and exit\n"
 	       "  --version, -h/--help\n",
-	       prog);
+	       prog, prog);
 }

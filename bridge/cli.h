@@ -30,6 +30,19 @@ struct cli_endpoint {
 	bool disconnect;	/* --server ...,disconnect: close after each response */
 };
 
+/*
+ * The CUSE device: `vtpm-bridge cuse -n NAME [--maj M --min N]`.  A struct of
+ * its own, beside the socket channels, so that one process can later serve
+ * both (a combined mode's `--cuse NAME`).
+ */
+struct cli_cuse {
+	bool set;
+	const char *name;	/* DEVNAME: the node is /dev/NAME */
+	unsigned int major;	/* 0: a dynamic major (one whole major per device) */
+	unsigned int minor;
+	bool major_set, minor_set;
+};
+
 enum cli_action {
 	CLI_RUN,
 	CLI_HELP,
@@ -42,12 +55,13 @@ enum cli_action {
 
 struct cli_config {
 	enum cli_action action;
-	const char *front;		/* "socket" */
+	const char *front;		/* "socket" or "cuse" */
 	bool tpm2;
 	const char *state_dir;
 	mode_t state_mode;
 	bool state_mode_set;
 	struct cli_endpoint ctrl, server;
+	struct cli_cuse cuse;
 	bool not_need_init;
 	int startup;			/* enum emu_startup, or CLI_NO_STARTUP */
 	bool disable_auto_shutdown;
@@ -58,7 +72,7 @@ struct cli_config {
 	int log_level;			/* swtpm's level=N; 0 when not given */
 	bool log_truncate;
 	bool terminate;
-	bool daemon;
+	bool daemon;			/* socket: -d; cuse: unless -f (as swtpm cuse) */
 	bool reject_locality_4;
 	bool allow_set_locality;
 	const char *runas;

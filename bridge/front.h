@@ -31,5 +31,6 @@ struct front_ops {
 };
 
 extern const struct front_ops socket_front_ops;
+extern const struct front_ops cuse_front_ops;
 
 #endif

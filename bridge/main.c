@@ -34,8 +34,10 @@ struct daemon {
 	struct emu *emu;
 	struct loop *loop;
 	struct core *core;
-	struct front *front;
-	const struct front_ops *front_ops;
+	/* Every configured front, opened in this order (a combined mode may name several). */
+	struct front *fronts[2];
+	const struct front_ops *front_ops[2];
+	size_t nfronts;
 	struct loop_watch signals;
 	/* Ours to remove at exit: a refused start leaves another instance's file alone. */
 	bool pid_file_written;
@@ -283,10 +285,16 @@ static int daemon_run(struct daemon *d)
 	}
 	env.loop = d->loop;
 	env.core = d->core;
-	d->front_ops = &socket_front_ops;
-	ret = d->front_ops->open(&d->front, &env);
-	if (ret < 0)
-		return 1;
+	if (d->cfg.ctrl.set || d->cfg.server.set)
+		d->front_ops[d->nfronts++] = &socket_front_ops;
+	if (d->cfg.cuse.set)
+		d->front_ops[d->nfronts++] = &cuse_front_ops;
+	/* A front that opens has its channel or device ready: only then pid file, detach, --runas. */
+	for (size_t i = 0; i < d->nfronts; i++) {
+		ret = d->front_ops[i]->open(&d->fronts[i], &env);
+		if (ret < 0)
+			return 1;
+	}
 	if (d->cfg.daemon) {
 		if (daemonize(d) < 0)
 			return 1;
@@ -308,8 +316,10 @@ static void daemon_cleanup(struct daemon *d)
 {
 	if (d->core)
 		core_stop_tpm(d->core);
-	if (d->front)
-		d->front_ops->close(d->front);
+	for (size_t i = d->nfronts; i-- > 0;) {
+		if (d->fronts[i])
+			d->front_ops[i]->close(d->fronts[i]);
+	}
 	core_destroy(d->core);
 	emu_destroy(d->emu);
 	if (d->signals.fd > 0)

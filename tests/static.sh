@@ -36,8 +36,12 @@ tools_ok=1
 make --no-print-directory -f bench/bench.mk BUILD="$BUILD" tools-cc > "$out/tools" 2>&1 || tools_ok=0
 for c in gcc clang; do
 	for t in tests/vm/tools/*.c; do
+		# a scenario's VM_TOOLS names a tool's libraries as NAME:PKG[,PKG]
+		n=$(basename "$t" .c)
+		pkgs=$(grep -ho "[\" ]$n:[a-z0-9,]*" tests/vm/scenarios/*.sh | head -n 1 | cut -d: -f2 | tr , ' ')
+		# shellcheck disable=SC2046  # pkg-config's flags are words
 		$c -std=c11 -D_GNU_SOURCE -O2 -Wall -Wextra -Werror -o "$out/guest-tool" "$t" \
-			>> "$out/tools" 2>&1 || tools_ok=0
+			$([ -z "$pkgs" ] || pkg-config --cflags --libs $pkgs) >> "$out/tools" 2>&1 || tools_ok=0
 	done
 done
 if [ $tools_ok -eq 1 ]; then

@@ -346,6 +346,63 @@ def _argv(ctx):
           % (b' '.join(seen).decode(errors='replace')[:300], ' '.join(d.argv)[:300]))
 
 
+# ------------------------------------------------------------ cuse (the device itself: tests/vm cuse-*)
+
+# (check name, argv after "cuse", text the one-line error must name)
+CUSE_REFUSALS = [
+    ('no-name', ['--tpm2'], 'name'),
+    ('socket-option', ['-n', 'vtpm-x', '--ctrl', 'type=unixio,path=/nonexistent/c'], 'ctrl'),
+    ('bad-major', ['-n', 'vtpm-x', '--maj', 'abc'], 'maj'),
+    ('major-too-large', ['-n', 'vtpm-x', '--maj', '4096'], 'maj'),
+    ('bad-minor', ['-n', 'vtpm-x', '--maj', '260', '--min', '-1'], 'min'),
+    ('bad-name', ['-n', '../etc/x'], 'name'),
+]
+
+for name, extra, names in CUSE_REFUSALS:
+    def _cuse_refuse(ctx, extra=extra, names=names):
+        top = ctx.mkdir('cc')
+        r = run_bin(ctx, OURS, ['cuse', '--tpmstate', 'dir=' + top, '--pid', 'file=%s/pid' % top] + extra)
+        err = r.stderr.decode(errors='replace')
+        lines = [l for l in err.splitlines() if l.strip()]
+        check(r.returncode == 1, 'exit status %d, expected 1 (stderr %r)' % (r.returncode, err[:200]))
+        check(len(lines) == 1 and names in lines[0], 'expected one line naming %r, got %r' % (names, err[:300]))
+        check(os.listdir(top) == [], 'a refused command line created %s' % os.listdir(top))
+    test('ours-only/cuse-refused/%s (swtpm 0.7.1 has no cuse)' % name, labels=(OURS,))(_cuse_refuse)
+
+
+@test('ours-only/cuse-socket-options-refused (swtpm 0.7.1 has no cuse)', labels=(OURS,))
+def _cuse_socket_refuses_cuse_options(ctx):
+    top = ctx.mkdir('cs')
+    r = run_bin(ctx, OURS, ['socket', '--tpmstate', 'dir=' + top, '--ctrl', 'type=unixio,path=%s/c' % top,
+                            '--name', 'vtpm-x'])
+    check(r.returncode == 1 and b'cuse option' in r.stderr, 'socket --name: exit %d, %r' % (r.returncode, r.stderr))
+
+
+@test('ours-only/cuse-without-dev-cuse (swtpm 0.7.1 has no cuse)', labels=(OURS,))
+def _cuse_no_dev(ctx):
+    # This host's kernel has no CUSE: the start fails with the reason, leaves no pid file,
+    # and the parent does not detach first (the device must exist before it exits 0).
+    if os.path.exists('/dev/cuse'):
+        return  # the guest scenarios cover a real /dev/cuse
+    top = ctx.mkdir('cn')
+    r = run_bin(ctx, OURS, ['cuse', '-n', 'vtpm-x', '--tpm2', '--tpmstate', 'dir=' + top,
+                            '--pid', 'file=%s/pid' % top])
+    err = r.stderr.decode(errors='replace')
+    check(r.returncode == 1, 'exit status %d, expected 1 (stderr %r)' % (r.returncode, err[:200]))
+    check('/dev/cuse' in err and 'modprobe cuse' in err, 'the reason is not given: %r' % err[:300])
+    check(not os.path.exists(os.path.join(top, 'pid')), 'a pid file was written')
+
+
+@test('ours-only/cuse-help-and-capabilities (swtpm 0.7.1 has no cuse)', labels=(OURS,))
+def _cuse_help(ctx):
+    r = run_bin(ctx, OURS, ['cuse', '--help'])
+    out = r.stdout.decode(errors='replace')
+    check(r.returncode == 0, 'cuse --help: exit %d' % r.returncode)
+    for opt in ('--name', '--maj', '--min', '--foreground'):
+        check(opt in out, 'cuse --help does not mention %s' % opt)
+    r = run_bin(ctx, OURS, ['cuse', '--tpm2', '--print-capabilities'])
+    check(r.returncode == 0 and json.loads(r.stdout.decode()).get('type') == 'swtpm',
+          'cuse --print-capabilities: exit %d, %r' % (r.returncode, r.stdout[:200]))
 
 
 # ------------------------------------------------------------ pid file of a refused start

@@ -181,7 +181,13 @@ run_job() {
 		echo "VT_DAEMON='$VM_DAEMON_NAME'"
 	} >"$_vm_ov/vm/env"
 	if [ "$VM_DAEMON" = guest ] && [ -n "$VM_DAEMON_NAME" ]; then
-		# the daemon under test runs in the guest as /usr/bin/tpm-daemon
+		# the daemon under test runs in the guest as /usr/bin/tpm-daemon.
+		# The overlay gets the image's merged-/usr links first: a real
+		# lib/ directory in this cpio (ldd names /lib/x86_64-linux-gnu/...)
+		# would replace the image's /lib -> usr/lib link when the kernel
+		# unpacks it, and /lib/modules (modprobe) would be gone.
+		mkdir -p "$_vm_ov/usr/bin" "$_vm_ov/usr/sbin" "$_vm_ov/usr/lib" "$_vm_ov/usr/lib64"
+		for _vm_l in bin sbin lib lib64; do ln -s "usr/$_vm_l" "$_vm_ov/$_vm_l"; done
 		if ! vm_stage_elf "$_vm_ov" "$VM_DAEMON_BIN" /usr/bin/tpm-daemon; then
 			vm_result FAIL daemon-staging "$VM_ERR"
 			exit 0

@@ -62,3 +62,48 @@ vt_pcr() {
 	tpm2_pcrread "$1" 2>/dev/null |
 		sed -n 's/^ *[0-9]* *: *0x\([0-9A-Fa-f]*\)$/\1/p' | tr 'A-F' 'a-f'
 }
+
+# vt_tool_results FILE: a guest tool's "PASS|FAIL|SKIP name - text" and
+# "INFO text" lines as results ("INFO start ..." progress lines are not);
+# returns 1 if there was no result
+vt_tool_results() {
+	_n=0
+	while IFS= read -r _l; do
+		case $_l in
+		"PASS "* | "FAIL "* | "SKIP "*)
+			_w=${_l%% *} _r=${_l#* }
+			_t=$(echo "$_r" | sed -n 's/^[^ ]* - //p')
+			case $_w in
+			PASS) vt_pass "${_r%% *}" "$_t" ;;
+			FAIL) vt_fail "${_r%% *}" "$_t" ;;
+			SKIP) vt_skip "${_r%% *}" "${_t:-no reason given}" ;;
+			esac
+			_n=$((_n + 1)) ;;
+		"INFO start "*) ;;
+		"INFO "*) vt_info "${_l#INFO }" ;;
+		esac
+	done <"$1"
+	[ $_n -gt 0 ]
+}
+
+# vt_asan_daemon: in a scenario's variant "asan", VT_DAEMON_BIN becomes the
+# ASan+UBSan build the host staged (vm_stage_asan), its reports going to
+# /tmp/asan.* and /tmp/ubsan.*; quarantine_size_mb=0 reuses freed memory at
+# once, so RSS checks hold under ASan too
+vt_asan_daemon() {
+	[ "$VM_VARIANT" = asan ] || return 0
+	VT_DAEMON_BIN=/usr/bin/tpm-daemon-asan
+	export ASAN_OPTIONS="log_path=/tmp/asan:detect_leaks=1:quarantine_size_mb=0"
+	export UBSAN_OPTIONS="log_path=/tmp/ubsan:print_stacktrace=1"
+}
+
+# vt_asan_report: in variant "asan", after the daemon exited: PASS or FAIL
+# "sanitizer" by its reports (leaks at exit included)
+vt_asan_report() {
+	[ "$VM_VARIANT" = asan ] || return 0
+	_rep=$(ls /tmp/asan.* /tmp/ubsan.* 2>/dev/null)
+	if [ -z "$_rep" ]; then vt_pass sanitizer "no ASan, LSan or UBSan report"; return 0; fi
+	for _f in $_rep; do sed 's/^/    | /' "$_f" | head -n 40; done
+	# shellcheck disable=SC2086  # the list of report files
+	vt_fail sanitizer "$(grep -h -m1 -E 'ERROR|runtime error' $_rep | head -n 1 | cut -c1-200)"
+}

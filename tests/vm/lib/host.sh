@@ -7,7 +7,7 @@
 #               (the answer is cached per kernel and QEMU version)
 #   initramfs   vm_initramfs_build: busybox, /init, the scenario's binaries
 #               with their ldd closure, dlopen()ed libraries, our guest tools
-#               (tools/*.c), modules + depmod
+#               (tools/*.c), modules + depmod, the scenario's vm_stage hook
 #   job API     the functions a scenario's vm_host uses (see README.md):
 #               vm_daemon_start/_wait, vm_qemu_start/_wait, vm_wait_line,
 #               vm_send, vm_qmp, vm_guest_results, vm_ctrl_check, vm_result
@@ -192,6 +192,21 @@ vm_stage_elf() {	# STAGE SRC [DEST]: an executable (symlinks kept) and its libra
 	vm_stage_deps "$s" "$src"
 }
 
+# vm_stage_asan STAGE: the ASan+UBSan daemon that make check builds, as
+# /usr/bin/tpm-daemon-asan, for a scenario's variant "asan" (guest side:
+# vt_asan_daemon, vt_asan_report); nothing when it is not built
+vm_stage_asan() {
+	[ -x "$VM_BUILD/asan/vtpm-bridge" ] || return 0
+	vm_stage_elf "$1" "$VM_BUILD/asan/vtpm-bridge" /usr/bin/tpm-daemon-asan
+}
+
+# vm_asan_skip: in variant "asan" without that build, the job's one SKIP
+# (returns 0); returns 1 otherwise
+vm_asan_skip() {
+	[ "$VM_VARIANT" = asan ] && [ ! -x "$VM_BUILD/asan/vtpm-bridge" ] || return 1
+	vm_result SKIP sanitizer "no $VM_BUILD/asan/vtpm-bridge (make check builds it)"
+}
+
 vm_stage_module() {	# STAGE NAME: a module of the test kernel and its dependencies
 	local s=$1 name=${2//-/_} mdir line rel dep
 	mdir=$VM_KROOT/lib/modules/$VM_KV
@@ -213,9 +228,10 @@ vm_stage_module() {	# STAGE NAME: a module of the test kernel and its dependenci
 
 # vm_initramfs_build SCENARIO_FILE OUT.cpio: the scenario's initramfs
 # (everything but the per-job /vm/env and guest daemon).  Reads VM_BINS,
-# VM_LIBS, VM_MODULES from the scenario file.  Returns 1 with VM_ERR.
+# VM_LIBS, VM_MODULES, VM_TOOLS from the scenario file and runs its
+# vm_stage STAGE hook if it has one.  Returns 1 with VM_ERR.
 vm_initramfs_build() {
-	local scen=$1 out=$2 stage pat f m t
+	local scen=$1 out=$2 stage pat f m t pkgs
 	local VM_BINS="" VM_LIBS="" VM_MODULES="" VM_TOOLS=""
 	# shellcheck disable=SC1090
 	. "$scen"
@@ -231,9 +247,17 @@ vm_initramfs_build() {
 			vm_stage_lib "$stage" "$f" && vm_stage_deps "$stage" "$f" || return 1
 		done
 	done
-	# our own guest tools: tools/NAME.c, built here, /usr/bin/NAME in the guest
+	# our own guest tools: tools/NAME.c, built here, /usr/bin/NAME in the guest;
+	# NAME:PKG[,PKG...] also takes those libraries' pkg-config flags (cuse-echo:fuse3)
 	for t in $VM_TOOLS; do
-		if ! cc -O2 -Wall -Wextra -Werror -o "$stage/usr/bin/$t" "$VM_HERE/tools/$t.c" \
+		pkgs=""
+		case $t in *:*) pkgs=${t#*:} t=${t%%:*} ;; esac
+		if [ -n "$pkgs" ] && ! pkgs=$(pkg-config --cflags --libs "$pkgs" 2>&1); then
+			VM_ERR="pkg-config for tools/$t.c failed: $pkgs"
+			return 1
+		fi
+		# shellcheck disable=SC2086  # $pkgs: several flags
+		if ! cc -O2 -Wall -Wextra -Werror -o "$stage/usr/bin/$t" "$VM_HERE/tools/$t.c" $pkgs \
 				2>"$out.$t.log"; then
 			VM_ERR="cc tools/$t.c failed: $(head -n 3 "$out.$t.log" | tr '\n' ' ')"
 			return 1
@@ -246,6 +270,10 @@ vm_initramfs_build() {
 		cp "$VM_KROOT/lib/modules/$VM_KV"/modules.builtin* "$VM_KROOT/lib/modules/$VM_KV/modules.order" \
 			"$stage/lib/modules/$VM_KV/"
 		depmod -b "$stage" "$VM_KV" || { VM_ERR="depmod -b $stage failed"; return 1; }
+	fi
+	# the scenario's own files (test suites, data): optional vm_stage STAGE
+	if declare -F vm_stage >/dev/null; then
+		vm_stage "$stage" || { VM_ERR="vm_stage: ${VM_ERR:-failed}"; return 1; }
 	fi
 	install -m 0644 "$scen" "$stage/vm/scenario.sh"
 	echo "$VM_KV" >"$stage/vm/kernel-release"
@@ -275,7 +303,7 @@ vm_alive() {
 }
 
 vm_job_cleanup() {
-	local p i
+	local p="" i	# (a job that started nothing: p stays empty, set -u)
 	for p in $VM_PIDS; do vm_alive "$p" && kill -TERM "$p" 2>/dev/null; done
 	for i in $(seq 30); do
 		for p in $VM_PIDS; do vm_alive "$p" && break; p=""; done
