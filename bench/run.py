@@ -46,6 +46,8 @@ QUICK = dict(runs=3, rtt_n=2000, rtt_ecc=20, floor_n=2000, floor_ecc=20,
 
 CMDS = [("getrandom", "GetRandom(16)"), ("pcrextend", "PCR_Extend(sha256)"),
         ("cp-ecc", "CreatePrimary ECC P-256")]
+# the commands the CUSE rows time in a guest (tests/vm/scenarios/cuse-latency.sh)
+CUSE_CMDS = [c for c in CMDS if c[0] in ("getrandom", "pcrextend")]
 # echo-*: echosrv (the IPC floor); min-daemon: echosrv -T, the epoll echo
 # loop running libtpms in process (the least a socket TPM daemon does)
 SERVERS = ["echo-block", "echo-epoll", "min-daemon", "swtpm", "ours"]
@@ -377,6 +379,8 @@ class Results:
                  "daemon and client on one CPU",
         "scale": "N instances forked back to back (unix sockets, existing state)",
         "guest": "QEMU emulator backend, from a guest",
+        "cuse": "CUSE front /dev/vtpm-NAME, daemon in a guest (TCG); runs = the "
+                "interleaved rounds of one boot (tests/vm/scenarios/cuse-latency.sh)",
     }
 
     def __init__(self):
@@ -879,6 +883,11 @@ class Bench:
     VM_DAEMONS = {"swtpm": "swtpm", "ours": "vtpm-bridge"}
     TPM_LAT = re.compile(r"tpm-lat n=(\d+) median_us=([\d.]+) p99_us=([\d.]+) "
                          r"min_us=([\d.]+) max_us=([\d.]+)")
+    # cuse-latency's subjects: row subject -> the guest check's suffix
+    CUSE_SUBJECTS = {"echo-cuse": "echo", "libtpms": "libtpms", "ours": "ours"}
+    CUSE_NOTES = {"echo-cuse": "tests/vm/tools/cuse-echo.c: canned responses, one thread",
+                  "libtpms": "bench/tpmfloor in the same guest",
+                  "floor": "echo-cuse + libtpms"}
 
     def guest_rows(self):
         rows = {s: self.res.row("guest", self.GUEST_NAME, s, "us",
@@ -889,51 +898,78 @@ class Bench:
             note="rtt unix same-CPU GetRandom(16) of ours / its guest median")
         return rows
 
+    def cuse_rows(self):
+        return {(cmd, s): self.res.row("cuse", label, s, "us", note=self.CUSE_NOTES.get(s, ""),
+                                       ratio_to=[f"cuse/{label}/floor"] if s == "ours" else [])
+                for cmd, label in CUSE_CMDS
+                for s in ("echo-cuse", "libtpms", "floor", "swtpm", "ours")}
+
+    @staticmethod
+    def guest_text(out, log, job, d, check):
+        """The text of guest check CHECK of JOB with daemon D.  The harness
+        prints a PASS without its text: it is in the job's result channel,
+        results.raw.  ToolError with the first FAIL of that job (or of no
+        daemon: host tools, kernel) if there is one or the PASS is missing."""
+        fails = [l for l in out.splitlines() if l.startswith("FAIL") and
+                 (l.startswith(f"FAIL vm/{job}/") and f" ({d}):" in l or
+                  not re.search(r" \((swtpm|vtpm-bridge)\):", l))]
+        text = None
+        try:
+            with open(os.path.join(log, f"{job}.{d}", "vm", "results.raw"), errors="replace") as f:
+                for line in f:
+                    if line.startswith(f"VMTEST: PASS {check} - "):
+                        text = line.split(" - ", 1)[1].strip()
+        except OSError:
+            pass
+        if fails or text is None or f"PASS vm/{job}/{check} ({d})" not in out:
+            why = fails[0] if fails else f"no {check} result (log {os.path.relpath(log, ROOT)})"
+            raise ToolError(why[:300])
+        return text
+
     def run_guest(self):
-        """tests/vm scenario qemu-latency, once, both daemons one after the
-        other (--jobs 1: they do not share the CPUs): in a Debian guest,
-        tools/tpm-lat.c times 500 TPM2_GetRandom(16) on /dev/tpm0 (tpm-crb,
-        -tpmdev emulator, the daemon on the host started as libvirt does)."""
+        """tests/vm scenarios qemu-latency and cuse-latency in one run.sh,
+        one job at a time (--jobs 1: they do not share the CPUs).
+        qemu-latency, once per daemon: in a Debian guest, tools/tpm-lat.c
+        times 500 TPM2_GetRandom(16) on /dev/tpm0 (tpm-crb, -tpmdev
+        emulator, the daemon on the host started as libvirt does).
+        cuse-latency, ours only (Debian's swtpm has no CUSE): in one guest,
+        GetRandom and PCR_Extend on our /dev/vtpm-NAME, on a CUSE echo
+        device and through libtpms in process, three interleaved rounds."""
         rows = self.guest_rows()
+        crows = self.cuse_rows()
         daemons = [s for s in ("swtpm", "ours") if not self.subject_rows_na([rows[s]], s)]
+        for (_, s), r in crows.items():
+            if s == "swtpm":
+                r.fail(self.unavailable.get("swtpm", "Debian's swtpm has no CUSE front"))
+            elif "ours" in self.unavailable:
+                r.fail(f"no guest: ours is n/a ({self.unavailable['ours']})")
         if "ours" in self.unavailable:
             rows["share"].fail(self.unavailable["ours"])
         if not daemons:
             return
         log = os.path.join(self.out, "vm")
-        # --build: the snapshot's directory, so the guest row measures the
+        # --build: the snapshot's directory, so the guest rows measure the
         # same binary as the others
         argv = [os.path.join(ROOT, "tests", "vm", "run.sh"), "--build",
                 os.path.dirname(self.subjects["ours"]), "--jobs", "1"]
         for s in daemons:
             argv += ["--daemon", self.VM_DAEMONS[s]]
-        argv.append("qemu-latency")
+        argv += ["qemu-latency", "cuse-latency"]
         with open(os.path.join(self.out, "vm.stderr"), "w") as err:
             try:
                 p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=err, text=True,
                                    timeout=600, env=dict(os.environ, VTPM_VM_LOG=log))
                 out = p.stdout
             except (OSError, subprocess.TimeoutExpired) as e:
-                out = f"FAIL vm/qemu-latency: {e}"
+                out = f"FAIL vm/guest-latency: {e}"
         for s in daemons:
-            d = self.VM_DAEMONS[s]
-            # this daemon's FAILs, and those of no daemon (host tools, kernel)
-            fails = [l for l in out.splitlines() if l.startswith("FAIL") and
-                     (f" ({d}):" in l or not re.search(r" \((swtpm|vtpm-bridge)\):", l))]
-            m = None
-            # a PASS line carries no text: the numbers are in the job's
-            # result channel (tests/vm/scenarios/qemu-latency.sh)
-            raw = os.path.join(log, f"qemu-latency-crb.{d}", "vm", "results.raw")
             try:
-                with open(raw, errors="replace") as f:
-                    for line in f:
-                        if line.startswith("VMTEST: PASS latency - "):
-                            m = self.TPM_LAT.search(line)
-            except OSError:
-                pass
-            if fails or not m or f"PASS vm/qemu-latency-crb/latency ({d})" not in out:
-                why = fails[0] if fails else f"no latency result (log {os.path.relpath(log, ROOT)})"
-                rows[s].fail(why[:300])
+                m = self.TPM_LAT.search(self.guest_text(out, log, "qemu-latency-crb",
+                                                        self.VM_DAEMONS[s], "latency"))
+                if not m:
+                    raise ToolError("latency: no tpm-lat line")
+            except ToolError as e:
+                rows[s].fail(str(e))
                 if s == "ours":
                     rows["share"].fail("no guest figure of ours")
                 continue
@@ -947,6 +983,39 @@ class Bench:
                 rows["share"].add(100.0 * host.stat("median") / rows["ours"].stat("median"))
             else:
                 rows["share"].fail("no rtt/unix same-CPU GetRandom(16)/ours row")
+        if "ours" in daemons:
+            self.cuse_results(out, log, crows)
+
+    def cuse_results(self, out, log, crows):
+        """cuse-latency's rounds into the cuse rows (one add() per round);
+        floor = echo-cuse + libtpms, round by round."""
+        for cmd, _ in CUSE_CMDS:
+            for s, check in self.CUSE_SUBJECTS.items():
+                r = crows[(cmd, s)]
+                rounds = []     # (median, p99, n) of each round
+                try:
+                    text = self.guest_text(out, log, "cuse-latency", "vtpm-bridge",
+                                           f"{cmd}-{check}")
+                    for part in text.split(" | "):
+                        if s == "libtpms":      # tpmfloor's JSON line
+                            rec = json.loads(part)
+                            rounds.append((rec["median"], rec["p99"], rec["n"]))
+                        else:
+                            m = self.TPM_LAT.fullmatch(part)
+                            if not m:
+                                raise ValueError(f"not a tpm-lat line: {part[:80]}")
+                            rounds.append((float(m[2]), float(m[3]), int(m[1])))
+                except (ToolError, ValueError, KeyError) as e:
+                    r.fail(str(e))
+                    continue
+                for med, p99, n in rounds:
+                    r.add(med, p99, n)
+            ec, lt, fl = (crows[(cmd, s)] for s in ("echo-cuse", "libtpms", "floor"))
+            if not ec.ok or not lt.ok or len(ec.medians) != len(lt.medians):
+                fl.fail("echo-cuse or libtpms missing")
+                continue
+            for i in range(len(ec.medians)):
+                fl.add(ec.medians[i] + lt.medians[i], ec.p99s[i] + lt.p99s[i])
 
     # -- the whole run
     def run(self):
@@ -972,7 +1041,8 @@ class Bench:
             block("state blobs", self.run_state, run)
             block(f"{c['scale_n']} instances", self.run_scale, run)
         self.derive_floor_rtt()
-        self.log("guest: tests/vm/run.sh qemu-latency (one boot per daemon, ~25 s)")
+        self.log("guest: tests/vm/run.sh qemu-latency cuse-latency (one boot per daemon, "
+                 "one for our CUSE front, ~35 s)")
         self.noise.settle("guest")
         self.run_guest()
         self.elapsed = time.monotonic() - t0
@@ -1034,6 +1104,9 @@ def targets(res, cfg):
     g = "guest/GetRandom via QEMU emulator backend"
     t("through QEMU: guest GetRandom median of ours <= 1.05 x swtpm's (same run)",
       f"{g}/ours", f"{g}/swtpm", 1.05)
+    for _, label in CUSE_CMDS:
+        t(f"CUSE in a guest: {label} <= 1.10 x floor (CUSE echo + libtpms, same guest)",
+          f"cuse/{label}/ours", f"cuse/{label}/floor", 1.10)
     return out
 
 

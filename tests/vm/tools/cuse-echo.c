@@ -1,0 +1,104 @@
+/*
+ * cuse-echo: the floor of a CUSE TPM device, the kernel's FUSE round trip
+ * with no TPM behind it.
+ *
+ *     cuse-echo NAME
+ *
+ * Creates /dev/NAME with libfuse3's cuse_lowlevel and serves it from one
+ * thread in the foreground until killed.  write() keeps the command's code;
+ * the next read() returns a canned response of the size the real TPM gives:
+ * GetRandom(16) gets 16 (fixed) bytes, PCR_Extend the 19-byte answer to a
+ * password session, any other command TPM_RC_COMMAND_CODE.  A read() with
+ * no command pending returns 0 bytes, as our daemon's does.  No PTM ioctls:
+ * tpm-lat needs none, and answering them would only add code to the floor.
+ * One response slot for all openers: the bench has one.
+ * Guest-side tool (tests/vm/scenarios/cuse-latency.sh), built by
+ * tests/vm/lib/host.sh (VM_TOOLS "cuse-echo:fuse3").
+ */
+#define FUSE_USE_VERSION 31
+#define _POSIX_C_SOURCE 200809L
+#include <cuse_lowlevel.h>
+#include <stdint.h>
+#include <stdio.h>
+
+static const uint8_t rsp_getrandom[] = {
+	0x80, 0x01, 0x00, 0x00, 0x00, 0x1c, 0x00, 0x00, 0x00, 0x00, 0x00, 0x10,
+	0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a,
+	0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a, 0x5a
+};
+
+/* parameterSize 0, then the password session's nonce(0), continueSession, hmac(0) */
+static const uint8_t rsp_pcr_extend[] = {
+	0x80, 0x02, 0x00, 0x00, 0x00, 0x13, 0x00, 0x00, 0x00, 0x00,
+	0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x01, 0x00, 0x00
+};
+
+static const uint8_t rsp_bad_code[] = {
+	0x80, 0x01, 0x00, 0x00, 0x00, 0x0a, 0x00, 0x00, 0x01, 0x43
+};
+
+static const uint8_t *pending;	/* the response to the last command, until read */
+static size_t pending_len;
+
+static void echo_open(fuse_req_t req, struct fuse_file_info *fi)
+{
+	fuse_reply_open(req, fi);
+}
+
+static void echo_write(fuse_req_t req, const char *buf, size_t size, off_t off,
+		       struct fuse_file_info *fi)
+{
+	uint32_t cc = 0;
+
+	(void)off;
+	(void)fi;
+	if (size >= 10)
+		cc = (uint32_t)(uint8_t)buf[6] << 24 | (uint32_t)(uint8_t)buf[7] << 16 |
+		     (uint32_t)(uint8_t)buf[8] << 8 | (uint8_t)buf[9];
+	switch (cc) {
+	case 0x17b:
+		pending = rsp_getrandom;
+		pending_len = sizeof(rsp_getrandom);
+		break;
+	case 0x182:
+		pending = rsp_pcr_extend;
+		pending_len = sizeof(rsp_pcr_extend);
+		break;
+	default:
+		pending = rsp_bad_code;
+		pending_len = sizeof(rsp_bad_code);
+	}
+	fuse_reply_write(req, size);
+}
+
+static void echo_read(fuse_req_t req, size_t size, off_t off, struct fuse_file_info *fi)
+{
+	size_t n = pending_len < size ? pending_len : size;
+
+	(void)off;
+	(void)fi;
+	fuse_reply_buf(req, (const char *)pending, n);
+	pending_len = 0;
+}
+
+static const struct cuse_lowlevel_ops ops = {
+	.open = echo_open,
+	.read = echo_read,
+	.write = echo_write,
+};
+
+int main(int argc, char **argv)
+{
+	char devname[128];
+	const char *dev_info[] = { devname };
+	/* foreground (the scenario kills it by PID), one thread (the floor) */
+	char *fargv[] = { argv[0], "-f", "-s", NULL };
+	struct cuse_info ci = { .dev_info_argc = 1, .dev_info_argv = dev_info };
+
+	if (argc != 2 || snprintf(devname, sizeof(devname), "DEVNAME=%s", argv[1]) >=
+			(int)sizeof(devname)) {
+		fprintf(stderr, "usage: cuse-echo NAME\n");
+		return 2;
+	}
+	return cuse_lowlevel_main(3, fargv, &ci, &ops, NULL);
+}
