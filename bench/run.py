@@ -884,10 +884,12 @@ class Bench:
     TPM_LAT = re.compile(r"tpm-lat n=(\d+) median_us=([\d.]+) p99_us=([\d.]+) "
                          r"min_us=([\d.]+) max_us=([\d.]+)")
     # cuse-latency's subjects: row subject -> the guest check's suffix
-    CUSE_SUBJECTS = {"echo-cuse": "echo", "libtpms": "libtpms", "ours": "ours"}
+    CUSE_SUBJECTS = {"echo-cuse": "echo", "libtpms": "libtpms", "min-daemon": "min",
+                     "ours": "ours"}
     CUSE_NOTES = {"echo-cuse": "tests/vm/tools/cuse-echo.c: canned responses, one thread",
                   "libtpms": "bench/tpmfloor in the same guest",
-                  "floor": "echo-cuse + libtpms"}
+                  "floor": "echo-cuse + libtpms",
+                  "min-daemon": "cuse-echo --libtpms: the echo running libtpms"}
 
     def guest_rows(self):
         rows = {s: self.res.row("guest", self.GUEST_NAME, s, "us",
@@ -900,9 +902,10 @@ class Bench:
 
     def cuse_rows(self):
         return {(cmd, s): self.res.row("cuse", label, s, "us", note=self.CUSE_NOTES.get(s, ""),
-                                       ratio_to=[f"cuse/{label}/floor"] if s == "ours" else [])
+                                       ratio_to=[f"cuse/{label}/floor", f"cuse/{label}/min-daemon"]
+                                       if s == "ours" else [])
                 for cmd, label in CUSE_CMDS
-                for s in ("echo-cuse", "libtpms", "floor", "swtpm", "ours")}
+                for s in ("echo-cuse", "libtpms", "floor", "min-daemon", "swtpm", "ours")}
 
     @staticmethod
     def guest_text(out, log, job, d, check):
@@ -934,7 +937,8 @@ class Bench:
         emulator, the daemon on the host started as libvirt does).
         cuse-latency, ours only (Debian's swtpm has no CUSE): in one guest,
         GetRandom and PCR_Extend on our /dev/vtpm-NAME, on a CUSE echo
-        device and through libtpms in process, three interleaved rounds."""
+        device, on that device running libtpms (min-daemon) and through
+        libtpms in process, three interleaved rounds."""
         rows = self.guest_rows()
         crows = self.cuse_rows()
         daemons = [s for s in ("swtpm", "ours") if not self.subject_rows_na([rows[s]], s)]

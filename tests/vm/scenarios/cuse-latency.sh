@@ -5,13 +5,16 @@
 #   echo     /dev/vtpm-echo, tools/cuse-echo.c: a single-threaded libfuse3
 #            CUSE device answering canned responses of the real sizes, the
 #            floor of the kernel's FUSE round trip;
+#   min      /dev/vtpm-min, `cuse-echo --libtpms`: the same device answering
+#            through libtpms in process, the floor of any CUSE daemon
+#            running libtpms (the min-daemon);
 #   ours     /dev/vtpm-lat, `vtpm-bridge cuse` (started with not-need-init,
 #            startup-clear: no swtpm_ioctl or tpm2-tools in the image);
 # and bench/tpmfloor.c, built for the guest here, gives the libtpms floor
 # (TPMLIB_Process in process) in the same guest.  Three rounds of all of
 # them, interleaved, so that drift of the host hits every subject alike.
 #
-# Guest checks CMD-SUBJECT (getrandom|pcrextend × echo|ours|libtpms): PASS
+# Guest checks CMD-SUBJECT (getrandom|pcrextend × echo|min|ours|libtpms): PASS
 # with the tool's line of each round as the text, joined by " | " ("tpm-lat
 # n=500 median_us=X p99_us=Y min_us=Z max_us=W"; tpmfloor's JSON line for
 # libtpms), or FAIL with the first failure.  The harness prints a PASS
@@ -23,7 +26,7 @@ VM_DESC="CUSE round trips in a guest: ours vs a CUSE echo device and in-process 
 VM_DAEMON=guest
 VM_MODULES="fuse cuse"
 VM_LIBS="/usr/lib/x86_64-linux-gnu/libtpms.so.0"	# the daemon dlopen()s it
-VM_TOOLS="tpm-lat cuse-echo:fuse3"
+VM_TOOLS="tpm-lat cuse-echo:fuse3,libtpms"
 VM_TIMEOUT=120
 VM_COST=15
 
@@ -99,29 +102,33 @@ cl_floor() {
 vm_guest() {
 	cuse-echo vtpm-echo >/tmp/vtpm-echo.out 2>&1 &
 	epid=$!
+	cuse-echo --libtpms vtpm-min >/tmp/vtpm-min.out 2>&1 &
+	mpid=$!
 	mkdir -p /tmp/st
 	"$VT_DAEMON_BIN" cuse -n vtpm-lat --tpm2 --tpmstate dir=/tmp/st --flags not-need-init,startup-clear \
 		--log file=/tmp/daemon.log -f >/tmp/vtpm-lat.out 2>&1 &
 	dpid=$!
-	cl_wait_dev vtpm-echo $epid && cl_wait_dev vtpm-lat $dpid || return 0
+	cl_wait_dev vtpm-echo $epid && cl_wait_dev vtpm-min $mpid && cl_wait_dev vtpm-lat $dpid ||
+		return 0
 
 	r=0
 	while [ $r -lt $CL_ROUNDS ]; do
 		for c in getrandom pcrextend; do
 			cl_lat "$c-echo" /dev/vtpm-echo $c
+			cl_lat "$c-min" /dev/vtpm-min $c
 			cl_lat "$c-ours" /dev/vtpm-lat $c
 		done
 		cl_floor
 		r=$((r + 1))
 	done
 	for c in getrandom pcrextend; do
-		for s in echo ours libtpms; do
+		for s in echo min ours libtpms; do
 			if [ -s "/tmp/$c-$s.fail" ]; then vt_fail "$c-$s" "$(head -n 1 "/tmp/$c-$s.fail")"
 			else vt_pass "$c-$s" "$(sed ':a;N;$!ba;s/\n/ | /g' "/tmp/$c-$s.ok")"; fi
 		done
 	done
 
-	kill $epid
+	kill $epid $mpid
 	kill -TERM $dpid
 	if wait $dpid; then vt_pass daemon-exit
 	else vt_fail daemon-exit "status $?: $(tail -n 3 /tmp/daemon.log /tmp/vtpm-lat.out 2>/dev/null | tr '\n' ' ' | cut -c1-300)"; fi
