@@ -72,8 +72,8 @@ struct cuse_opener {
 	struct cuse_call *calls;	/* requests waiting for the core */
 	enum opener_cmd cmd;
 	bool resp_read;			/* read() took some of the response: a write() may replace it */
-	uint8_t *resp;
-	size_t resp_len, resp_off;
+	uint8_t *resp;			/* kept across commands: no allocation per command */
+	size_t resp_len, resp_off, resp_cap;
 	uint8_t *cmd_buf;		/* the running command, kept for a retry */
 	size_t cmd_len, cmd_cap;
 	unsigned int retries;
@@ -351,6 +351,21 @@ static void call_done(void *arg, const struct core_ctrl_reply *r)
 
 /* ---- TPM commands: write() and read() ---- */
 
+/* Grows an opener's command or response buffer; kept for its next command. */
+static int buf_reserve(uint8_t **buf, size_t *cap, size_t need)
+{
+	uint8_t *grown;
+
+	if (*cap >= need && *buf)
+		return 0;
+	grown = realloc(*buf, need ? need : 1);
+	if (!grown)
+		return -ENOMEM;
+	*buf = grown;
+	*cap = need;
+	return 0;
+}
+
 /* Hands the blocked reader what it asked for of the response. */
 static void opener_deliver(struct cuse_opener *o, fuse_req_t req, size_t size)
 {
@@ -361,8 +376,6 @@ static void opener_deliver(struct cuse_opener *o, fuse_req_t req, size_t size)
 	o->resp_read = true;
 	o->resp_off += n;
 	if (o->resp_off == o->resp_len) {
-		free(o->resp);
-		o->resp = NULL;
 		o->resp_len = o->resp_off = 0;
 		o->cmd = OPENER_IDLE;
 	}
@@ -398,8 +411,7 @@ static void command_done(void *arg, const uint8_t *resp, size_t len)
 		core_submit(&o->front->client, o->cmd_buf, o->cmd_len, command_done, o);
 		return;
 	}
-	o->resp = malloc(len ? len : 1);
-	if (!o->resp) {
+	if (buf_reserve(&o->resp, &o->resp_cap, len) < 0) {
 		/* Nothing to give: the reader sees an error, the opener can write again. */
 		o->cmd = OPENER_IDLE;
 		if (o->read_req)
@@ -513,21 +525,13 @@ static void cuse_write(fuse_req_t req, const char *buf, size_t size, off_t off, 
 		fuse_reply_err(req, EINVAL);
 		return;
 	}
-	if (o->cmd_cap < hdr_size) {
-		uint8_t *grown = realloc(o->cmd_buf, hdr_size);
-
-		if (!grown) {
-			fuse_reply_err(req, ENOMEM);
-			return;
-		}
-		o->cmd_buf = grown;
-		o->cmd_cap = hdr_size;
+	if (buf_reserve(&o->cmd_buf, &o->cmd_cap, hdr_size) < 0) {
+		fuse_reply_err(req, ENOMEM);
+		return;
 	}
 	memcpy(o->cmd_buf, buf, hdr_size);
 	o->cmd_len = hdr_size;
 	o->retries = 0;
-	free(o->resp);
-	o->resp = NULL;
 	o->resp_len = o->resp_off = 0;
 	o->cmd = OPENER_RUNNING;
 	/* write() returns at once; the response comes to read(). */

@@ -200,6 +200,20 @@ vm_stage_asan() {
 	vm_stage_elf "$1" "$VM_BUILD/asan/vtpm-bridge" /usr/bin/tpm-daemon-asan
 }
 
+# vm_cuse_host: the host half of a scenario whose daemon serves CUSE in the
+# guest: one SKIP for Debian's swtpm (built without CUSE) or for a missing
+# ASan build (vm_asan_skip), else the guest's boot and results
+vm_cuse_host() {
+	if [ "$VM_DAEMON_NAME" = swtpm ]; then
+		vm_result SKIP cuse "Debian's swtpm has no CUSE front ($(swtpm cuse --help 2>&1 | head -n 1))"
+		return 0
+	fi
+	vm_asan_skip && return 0
+	vm_qemu_start vm
+	vm_qemu_wait vm
+	vm_guest_results vm
+}
+
 # vm_asan_skip: in variant "asan" without that build, the job's one SKIP
 # (returns 0); returns 1 otherwise
 vm_asan_skip() {

@@ -28,16 +28,7 @@ VM_COST=40
 
 vm_stage() { vm_stage_asan "$1"; }
 
-vm_host() {
-	if [ "$VM_DAEMON_NAME" = swtpm ]; then
-		vm_result SKIP cuse "Debian's swtpm has no CUSE front ($(swtpm cuse --help 2>&1 | head -n 1))"
-		return 0
-	fi
-	vm_asan_skip && return 0
-	vm_qemu_start vm
-	vm_qemu_wait vm
-	vm_guest_results vm
-}
+vm_host() { vm_cuse_host; }
 
 vm_guest() {
 	dev=/dev/vtpm-hostile

@@ -33,15 +33,7 @@ VM_COST=15
 CL_N=500
 CL_ROUNDS=3
 
-vm_host() {
-	if [ "$VM_DAEMON_NAME" = swtpm ]; then
-		vm_result SKIP cuse "Debian's swtpm has no CUSE front ($(swtpm cuse --help 2>&1 | head -n 1))"
-		return 0
-	fi
-	vm_qemu_start vm
-	vm_qemu_wait vm
-	vm_guest_results vm
-}
+vm_host() { vm_cuse_host; }
 
 # vm_stage STAGE (host): bench/tpmfloor as /usr/bin/tpmfloor, built as
 # bench/bench.mk builds it (its libraries: libtpms, libcrypto)

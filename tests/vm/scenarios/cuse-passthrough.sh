@@ -38,15 +38,7 @@ VM_COST=40
 PT_NAME=vtpm-pt
 PT_MAX=90	# seconds for SeaBIOS to reach its boot stage under nested TCG
 
-vm_host() {
-	if [ "$VM_DAEMON_NAME" = swtpm ]; then
-		vm_result SKIP cuse "Debian's swtpm has no CUSE front ($(swtpm cuse --help 2>&1 | head -n 1))"
-		return 0
-	fi
-	vm_qemu_start vm
-	vm_qemu_wait vm
-	vm_guest_results vm
-}
+vm_host() { vm_cuse_host; }
 
 vt_dt() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
 

@@ -15,15 +15,7 @@ VM_TOOLS="cuse-seed"
 VM_TIMEOUT=240
 VM_COST=30
 
-vm_host() {
-	if [ "$VM_DAEMON_NAME" = swtpm ]; then
-		vm_result SKIP cuse "Debian's swtpm has no CUSE front ($(swtpm cuse --help 2>&1 | head -n 1))"
-		return 0
-	fi
-	vm_qemu_start vm
-	vm_qemu_wait vm
-	vm_guest_results vm
-}
+vm_host() { vm_cuse_host; }
 
 # cuse_start NAME [ARGS...]: the daemon in the foreground, in the
 # background of this shell; sets CUSE_PID; PASS/FAIL device-NAME

@@ -32,15 +32,7 @@ VM_COST=45
 
 KST_CLASSES="SmokeTest AsyncTest"
 
-vm_host() {
-	if [ "$VM_DAEMON_NAME" = swtpm ]; then
-		vm_result SKIP cuse "Debian's swtpm has no CUSE front ($(swtpm cuse --help 2>&1 | head -n 1))"
-		return 0
-	fi
-	vm_qemu_start vm
-	vm_qemu_wait vm
-	vm_guest_results vm
-}
+vm_host() { vm_cuse_host; }
 
 # kst_fetch: print the cached selftests directory; on the first run
 # download linux-source-6.1 and keep only tools/testing/selftests/tpm2

@@ -56,6 +56,7 @@
 #include <unistd.h>
 
 #include "../../../kmod-headers/ptm.h"
+#include "tpm-xfer.h"
 
 #define NV_INDEX	0x01500031u
 
@@ -91,10 +92,6 @@ static double now(void)
 	return ts.tv_sec + ts.tv_nsec / 1e9;
 }
 
-static uint32_t be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
 
 static void put32(uint8_t *p, uint32_t v)
 {
@@ -113,34 +110,7 @@ static char why[120];
 /* xfer: one command and its whole response on f; returns the rc or -1 (why) */
 static long xfer(int f, const uint8_t *cmd, size_t n, uint8_t *out, size_t outmax, size_t *outlen)
 {
-	ssize_t r;
-	size_t got = 0, want = 10;
-
-	r = write(f, cmd, n);
-	if (r != (ssize_t)n) {
-		snprintf(why, sizeof(why), "write(%zu) = %zd (%s)", n, r, r < 0 ? strerror(errno) : "short");
-		return -1;
-	}
-	while (got < want) {
-		r = read(f, out + got, outmax - got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0) {
-			snprintf(why, sizeof(why), "read after %zu bytes: %zd (%s)", got, r,
-				 r < 0 ? strerror(errno) : "EOF");
-			return -1;
-		}
-		got += (size_t)r;
-		if (got >= 6) {
-			want = be32(out + 2);
-			if (want < 10 || want > outmax) {
-				snprintf(why, sizeof(why), "response size field %zu", want);
-				return -1;
-			}
-		}
-	}
-	*outlen = got;
-	return be32(out + 6);
+	return tpm_xfer(f, cmd, n, out, outmax, outlen, why, sizeof(why));
 }
 
 /* alive: GetRandom(16) on a fresh open file answers rc 0 with 16 bytes */

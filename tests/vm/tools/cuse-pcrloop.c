@@ -24,15 +24,13 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "tpm-xfer.h"
+
 static const uint8_t pcr_read[] = {
 	0x80, 0x01, 0x00, 0x00, 0x00, 0x14, 0x00, 0x00, 0x01, 0x7e,
 	0x00, 0x00, 0x00, 0x01, 0x00, 0x0b, 0x03, 0xff, 0x00, 0x00
 };
 
-static uint32_t be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
 
 int main(int argc, char **argv)
 {

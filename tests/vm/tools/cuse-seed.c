@@ -49,6 +49,7 @@
 #include <unistd.h>
 
 #include "../../../kmod-headers/ptm.h"
+#include "tpm-xfer.h"
 
 #define RC_LOCALITY	0x907u
 #define RC_CANCELED	0x909u
@@ -150,10 +151,6 @@ static void finish(struct cmd *c)
 	c->b[5] = (uint8_t)c->n;
 }
 
-static uint32_t be32(const uint8_t *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
 
 static uint8_t rsp[8192];
 static size_t rsp_len;
@@ -163,39 +160,7 @@ static char xfer_err[256];
  * much); returns the response code, or -1 with xfer_err set */
 static long xfer_fd(int f, const struct cmd *c, uint8_t *out, size_t outmax, size_t *outlen)
 {
-	ssize_t w;
-	size_t got = 0, want = 10;
-
-	w = write(f, c->b, c->n);
-	if (w != (ssize_t)c->n) {
-		snprintf(xfer_err, sizeof(xfer_err), "write(%zu) = %zd (%s)", c->n, w,
-			 w < 0 ? strerror(errno) : "short");
-		return -1;
-	}
-	while (got < want) {
-		ssize_t r = read(f, out + got, outmax - got);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r <= 0) {
-			snprintf(xfer_err, sizeof(xfer_err), "read after %zu bytes = %zd (%s)", got, r,
-				 r < 0 ? strerror(errno) : "EOF");
-			return -1;
-		}
-		got += (size_t)r;
-		if (got >= 6) {
-			want = be32(out + 2);
-			if (want < 10 || want > outmax) {
-				snprintf(xfer_err, sizeof(xfer_err), "response size field %zu", want);
-				return -1;
-			}
-		}
-	}
-	if (got != want) {
-		snprintf(xfer_err, sizeof(xfer_err), "read %zu bytes, size field %zu", got, want);
-		return -1;
-	}
-	*outlen = got;
-	return be32(out + 6);
+	return tpm_xfer(f, c->b, c->n, out, outmax, outlen, xfer_err, sizeof(xfer_err));
 }
 
 static long xfer(const struct cmd *c)
