@@ -4,7 +4,7 @@
 #   1. source: daemon + QEMU boot; the guest extends PCR16, writes an NV
 #      index, saves a session and a key context, then waits (busy with TPM
 #      commands in the background: tools/tpm-loop.c)
-#   2. QMP migrate to "exec:cat > FILE" (QEMU 7.2 has no file: URI); quit
+#   2. QMP stop, migrate to "exec:cat > FILE" (QEMU 7.2 has no file: URI); quit
 #   3. destination: a fresh daemon + QEMU -incoming "exec:cat FILE"; the
 #      harness follows the guest's result channel there and tells it to go on
 #   4. the guest finds its PCRs, NV index, session and key as they were and
@@ -58,6 +58,12 @@ vm_host() {
 		return 0
 	fi
 	vm_qmp src migrate-set-parameters '{"max-bandwidth": 4294967296}' >/dev/null
+	# The vCPU stops first: TCG's live RAM pre-copy left the destination
+	# guest corrupt now and then (kernel oops or soft lockup after the move,
+	# swtpm as often as ours).  The TPM part is unchanged: QEMU takes the
+	# TPM's state in the final stopped phase of every migration, with the
+	# guest's TPM command still in flight.
+	vm_qmp src stop >/dev/null
 	t0=$SECONDS
 	if vm_qmp src migrate "{\"uri\": \"exec:cat > $stream\"}" >/dev/null &&
 	   vm_poll_qmp src query-migrate '"status": "completed"' 120; then
@@ -78,7 +84,10 @@ vm_host() {
 
 	vm_daemon_start dst "$dst_bin" || return 0
 	vm_qemu_start dst --tpm dst "$model" --incoming "exec:cat $stream"
-	if vm_poll_qmp dst query-status '"status": "running"' 120; then
+	# a source stopped before the move arrives paused
+	if vm_poll_qmp dst query-status '"status": "(paused|running)"' 120 &&
+	   vm_qmp dst cont >/dev/null &&
+	   vm_poll_qmp dst query-status '"status": "running"' 10; then
 		vm_result PASS migrate-in
 		vm_send dst go
 	else
