@@ -19,7 +19,10 @@ TPMS_CFLAGS := $(shell $(PKG_CONFIG) --cflags libtpms 2>/dev/null)
 # The CUSE front (bridge/front-cuse.c) is on libfuse3's cuse_lowlevel.
 FUSE_CFLAGS := $(shell $(PKG_CONFIG) --cflags fuse3 2>/dev/null)
 FUSE_LIBS := $(shell $(PKG_CONFIG) --libs fuse3 2>/dev/null)
-LDLIBS += $(FUSE_LIBS) -ldl -lpthread
+# Kernel uevents (bridge/uevent.c) arrive on a libnl-3 netlink socket.
+NL_CFLAGS := $(shell $(PKG_CONFIG) --cflags libnl-3.0 2>/dev/null)
+NL_LIBS := $(shell $(PKG_CONFIG) --libs libnl-3.0 2>/dev/null)
+LDLIBS += $(FUSE_LIBS) $(NL_LIBS) -ldl -lpthread
 
 ifeq ($(V),1)
 Q :=
@@ -41,7 +44,7 @@ all: $(BUILD)/vtpm-bridge $(TOOL_BIN)
 $(BUILD)/%.o: %.c
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  CC      $<")
-	$(Q)$(CC) $(WARNFLAGS) $(CPPFLAGS) $(TPMS_CFLAGS) $(FUSE_CFLAGS) $(CFLAGS) $(DEPFLAGS) -c -o $@ $<
+	$(Q)$(CC) $(WARNFLAGS) $(CPPFLAGS) $(TPMS_CFLAGS) $(FUSE_CFLAGS) $(NL_CFLAGS) $(CFLAGS) $(DEPFLAGS) -c -o $@ $<
 
 $(BUILD)/libvtpm.a: $(LIB_OBJ)
 	@rm -f $@
@@ -132,10 +135,11 @@ FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 FUZZ_DEPS_fuzz_ctrl_msg := bridge/ctrl-msg.c
 FUZZ_DEPS_fuzz_ptm_ioctl := bridge/ptm-ioctl.c
 FUZZ_DEPS_fuzz_state := emulator/state-format.c bridge/log.c
+FUZZ_DEPS_fuzz_uevent := bridge/uevent.c bridge/loop.c bridge/log.c $(NL_CFLAGS) $(NL_LIBS)
 FUZZ_DEPS_fuzz_tpm_frame := bridge/tpm-frame.c emulator/tpm.c emulator/state.c emulator/state-format.c bridge/log.c \
 	$(TPMS_CFLAGS) -ldl
 
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(wildcard bridge/*.h emulator/*.h)
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(wildcard bridge/*.[ch] emulator/*.[ch])
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  FUZZCC  $<")
 	$(Q)$(FUZZ_CC) $(WARNFLAGS) $(CPPFLAGS) $(FUZZ_FLAGS) -o $@ $< $(FUZZ_DEPS_$*)

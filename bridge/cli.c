@@ -25,6 +25,9 @@ enum {
 	OPT_MIGRATION,
 	OPT_MAJOR,
 	OPT_MINOR,
+	OPT_CUSE,
+	OPT_VTPM_PROXY,
+	OPT_CHARDEV,
 	OPT_UNSUPPORTED,
 };
 
@@ -51,6 +54,11 @@ static const struct option cli_options[] = {
 	{ "maj", required_argument, NULL, OPT_MAJOR },
 	{ "min", required_argument, NULL, OPT_MINOR },
 	{ "foreground", no_argument, NULL, 'f' },
+	/* chardev --vtpm-proxy; and the fronts of a combined process */
+	{ "vtpm-proxy", no_argument, NULL, OPT_VTPM_PROXY },
+	{ "cuse", required_argument, NULL, OPT_CUSE },
+	{ "chardev", required_argument, NULL, OPT_CHARDEV },
+	{ "fd", required_argument, NULL, OPT_CHARDEV },
 	/* Later issues add these; until then they are refused by name. */
 	{ "key", required_argument, NULL, OPT_UNSUPPORTED },
 	{ "migration-key", required_argument, NULL, OPT_UNSUPPORTED },
@@ -229,6 +237,7 @@ static int cli_flags(char *list, struct cli_config *cfg)
 			if (strcmp(key, startups[i].name))
 				continue;
 			cfg->startup = startups[i].startup;
+			cfg->startup_set = true;
 			/* The startup-* flags imply not-need-init, except startup-none. */
 			if (cfg->startup != CLI_NO_STARTUP)
 				cfg->not_need_init = true;
@@ -348,12 +357,12 @@ static int cli_devnum(const char *opt, const char *value, unsigned long max, uns
 	return 0;
 }
 
-/* -n NAME: DEVNAME, /dev/NAME; a '/' makes a subdirectory as in the kernel, ".." is refused. */
-static int cli_cuse_name(const char *value, struct cli_config *cfg)
+/* -n NAME, --cuse NAME: DEVNAME, /dev/NAME; a '/' makes a subdirectory as in the kernel, ".." is refused. */
+static int cli_cuse_name(const char *opt, const char *value, struct cli_config *cfg)
 {
 	if (!*value || *value == '/' || strstr(value, "..") || strchr(value, '=') ||
 	    value[strlen(value) - 1] == '/' || strlen(value) > 200)
-		return cli_error("--name", "'%s' is not a device name", value);
+		return cli_error(opt, "'%s' is not a device name", value);
 	cfg->cuse.name = value;
 	cfg->cuse.set = true;
 	return 0;
@@ -363,7 +372,15 @@ static int cli_option(int opt, char *arg, const char *name, struct cli_config *c
 {
 	switch (opt) {
 	case 'n':
-		return cli_cuse_name(arg, cfg);
+	case OPT_CUSE:
+		return cli_cuse_name(name, arg, cfg);
+	case OPT_VTPM_PROXY:
+		cfg->vtpm_proxy = true;
+		return 0;
+	case OPT_CHARDEV:
+	case 'c':
+		return cli_error(name, "%s", "(a TPM character device of our own) is not supported: "
+				 "use --vtpm-proxy");
 	case OPT_MAJOR:
 	case 'M':
 		return cli_devnum(name, arg, 4095, &cfg->cuse.major, &cfg->cuse.major_set);
@@ -425,22 +442,66 @@ static int cli_option(int opt, char *arg, const char *name, struct cli_config *c
 	}
 }
 
-/* Each front takes its own channel options; the shared ones (state, log, pid, flags) are everyone's. */
-static int cli_check_front(const struct cli_config *cfg, bool is_cuse)
+static const char *cli_socket_option(const struct cli_config *cfg)
 {
-	if (is_cuse) {
-		if (cfg->ctrl.set || cfg->server.set || cfg->terminate)
-			return cli_error(cfg->ctrl.set ? "--ctrl" : cfg->server.set ? "--server" : "--terminate",
-					 "%s", "is a socket option; cuse serves /dev/NAME only");
-		if (cfg->action == CLI_RUN && !cfg->cuse.set)
+	return cfg->ctrl.set ? "--ctrl" : cfg->server.set ? "--server" : cfg->terminate ? "--terminate" : NULL;
+}
+
+static const char *cli_cuse_option(const struct cli_config *cfg)
+{
+	return cfg->cuse.set ? "--name" : cfg->cuse.major_set ? "--maj" : cfg->cuse.minor_set ? "--min" : NULL;
+}
+
+/* Each subcommand takes swtpm's options for it; the shared ones (state, log, pid, flags) are everyone's. */
+static int cli_check_front(struct cli_config *cfg)
+{
+	bool run = cfg->action == CLI_RUN;
+
+	switch (cfg->mode) {
+	case CLI_MODE_CUSE:
+		if (cli_socket_option(cfg) || cfg->vtpm_proxy)
+			return cli_error(cfg->vtpm_proxy ? "--vtpm-proxy" : cli_socket_option(cfg), "%s",
+					 "is not a cuse option; cuse serves /dev/NAME only");
+		if (run && !cfg->cuse.set)
 			return cli_error("--name", "%s", "cuse needs -n NAME (the device /dev/NAME)");
 		return 0;
+	case CLI_MODE_SOCKET:
+		if (cli_cuse_option(cfg))
+			return cli_error(cli_cuse_option(cfg), "%s", "is a cuse option (vtpm-bridge cuse -n NAME)");
+		if (cfg->vtpm_proxy)
+			return cli_error("--vtpm-proxy", "%s", "is a chardev option (vtpm-bridge chardev --vtpm-proxy)");
+		if (run && !cfg->ctrl.set && !cfg->server.set)
+			return cli_error("--ctrl", "%s", "a --ctrl or --server channel is required");
+		return 0;
+	case CLI_MODE_CHARDEV:
+		if (cli_cuse_option(cfg) || cfg->server.set || cfg->terminate)
+			return cli_error(cli_cuse_option(cfg) ? cli_cuse_option(cfg) :
+					 cfg->server.set ? "--server" : "--terminate", "%s",
+					 "is not a chardev option (chardev --vtpm-proxy [--ctrl ...])");
+		if (run && !cfg->vtpm_proxy)
+			return cli_error("--vtpm-proxy", "%s", "chardev needs --vtpm-proxy");
+		break;
+	case CLI_MODE_COMBINED:
+		if ((cfg->cuse.major_set || cfg->cuse.minor_set) && !cfg->cuse.set)
+			return cli_error(cli_cuse_option(cfg), "%s", "needs --cuse NAME");
+		if (run && !cfg->cuse.set && !cfg->vtpm_proxy && !cfg->ctrl.set && !cfg->server.set)
+			return cli_error("vtpm-bridge", "%s", "no front: give --cuse NAME, --vtpm-proxy, "
+					 "--ctrl or --server (or a subcommand: socket, cuse, chardev)");
+		if (cfg->terminate && !cfg->ctrl.set && !cfg->server.set)
+			return cli_error("--terminate", "%s", "needs a --ctrl or --server channel");
+		break;
 	}
-	if (cfg->cuse.set || cfg->cuse.major_set || cfg->cuse.minor_set)
-		return cli_error(cfg->cuse.set ? "--name" : cfg->cuse.major_set ? "--maj" : "--min", "%s",
-				 "is a cuse option (vtpm-bridge cuse -n NAME)");
-	if (cfg->action == CLI_RUN && !cfg->ctrl.set && !cfg->server.set)
-		return cli_error("--ctrl", "%s", "a --ctrl or --server channel is required");
+	/*
+	 * The kernel's driver needs a running TPM: it starts the device at
+	 * once and never sends INIT.  As swtpm --vtpm-proxy: Startup(CLEAR)
+	 * unless a startup-* flag says otherwise (startup-none leaves it to
+	 * the kernel).
+	 */
+	if (cfg->vtpm_proxy) {
+		cfg->not_need_init = true;
+		if (!cfg->startup_set)
+			cfg->startup = EMU_STARTUP_CLEAR;
+	}
 	return 0;
 }
 
@@ -471,10 +532,21 @@ void cli_free(struct cli_config *cfg)
 	cfg->args = NULL;
 }
 
+/* The subcommands; the short options are each one's own, as swtpm's. */
+static const struct {
+	const char *name;
+	enum cli_mode mode;
+	const char *shorts;
+} cli_modes[] = {
+	{ "socket", CLI_MODE_SOCKET, ":p:tdr:h" },
+	{ "cuse", CLI_MODE_CUSE, ":n:M:m:fr:hv" },
+	{ "chardev", CLI_MODE_CHARDEV, ":c:f:dr:h" },
+};
+
 int cli_parse(int argc, char **argv, struct cli_config *cfg)
 {
+	const char *shorts = ":dr:h";
 	int opt, index;
-	bool is_cuse;
 
 	memset(cfg, 0, sizeof(*cfg));
 	cfg->args = cli_copy_args(argc, argv);
@@ -497,23 +569,26 @@ int cli_parse(int argc, char **argv, struct cli_config *cfg)
 		cfg->action = CLI_VERSION;
 		return 0;
 	}
-	if (argc < 2 || argv[1][0] == '-')
-		return cli_error(argc < 2 ? "vtpm-bridge" : argv[1], "%s",
-				 "expected a front first: vtpm-bridge socket [options] (see --help)");
-	if (strcmp(argv[1], "socket") && strcmp(argv[1], "cuse"))
-		return cli_error(argv[1], "%s", "unknown front (this version has: socket, cuse)");
-	cfg->front = argv[1];
-	is_cuse = !strcmp(cfg->front, "cuse");
+	cfg->mode = CLI_MODE_COMBINED;
+	if (argc >= 2 && argv[1][0] != '-') {
+		size_t i;
+
+		for (i = 0; i < sizeof(cli_modes) / sizeof(cli_modes[0]) && strcmp(argv[1], cli_modes[i].name); i++)
+			;
+		if (i == sizeof(cli_modes) / sizeof(cli_modes[0]))
+			return cli_error(argv[1], "%s", "unknown subcommand (socket, cuse, chardev; "
+					 "or none, with the fronts as options)");
+		cfg->mode = cli_modes[i].mode;
+		shorts = cli_modes[i].shorts;
+		argv++;
+		argc--;
+	}
 	/* swtpm cuse detaches unless told -f. */
-	cfg->daemon = is_cuse;
+	cfg->daemon = cfg->mode == CLI_MODE_CUSE;
 
 	optind = 1;
 	opterr = 0;
-	argv++;
-	argc--;
-	/* The short options are the front's own, as swtpm's: -p -t -d (socket), -n -M -m -f -v (cuse). */
-	while ((opt = getopt_long(argc, argv, is_cuse ? ":n:M:m:fr:hv" : ":p:tdr:h", cli_options,
-				  &index)) != -1) {
+	while ((opt = getopt_long(argc, argv, shorts, cli_options, &index)) != -1) {
 		char name[64];
 
 		if (opt == '?' || opt == ':') {
@@ -528,6 +603,12 @@ int cli_parse(int argc, char **argv, struct cli_config *cfg)
 			snprintf(name, sizeof(name), "-%c", opt);
 		else
 			snprintf(name, sizeof(name), "--%s", cli_options[index].name);
+		/* chardev's -f is swtpm's --fd, not cuse's --foreground. */
+		if (cfg->mode == CLI_MODE_CHARDEV && opt == 'f')
+			opt = OPT_CHARDEV;
+		if (cfg->mode != CLI_MODE_COMBINED && opt == OPT_CUSE)
+			return cli_error(name, "%s", "names a front beside others, without a subcommand "
+					 "(vtpm-bridge --cuse NAME ...)");
 		if (cli_option(opt, optarg, name, cfg) < 0)
 			return -1;
 	}
@@ -540,7 +621,7 @@ int cli_parse(int argc, char **argv, struct cli_config *cfg)
 		if (!cfg->state_dir)
 			return cli_error("--tpmstate", "%s", "is required (or set TPM_PATH)");
 	}
-	if (cli_check_front(cfg, is_cuse) < 0)
+	if (cli_check_front(cfg) < 0)
 		return -1;
 	if (cfg->startup == EMU_STARTUP_DEACTIVATED && cfg->tpm2)
 		return cli_error("--flags", "%s", "startup-deactivated is for TPM 1.2 only");
@@ -554,10 +635,14 @@ void cli_usage(const char *prog)
 {
 	printf("Usage: %s socket [options]\n"
 	       "       %s cuse -n NAME [--maj M] [--min N] [-f] [options]\n"
+	       "       %s chardev --vtpm-proxy [--ctrl ...] [options]\n"
+	       "       %s [--cuse NAME [--maj M] [--min N]] [--vtpm-proxy] [--ctrl ...] [--server ...] [options]\n"
 	       "\n"
 	       "Serves one libtpms TPM over the control and data sockets of `swtpm socket`,\n"
-	       "or as the character device /dev/NAME of `swtpm cuse` (TPM commands by\n"
-	       "write()/read(), the PTM ioctls); the options are swtpm's.\n"
+	       "as the character device /dev/NAME of `swtpm cuse` (TPM commands by\n"
+	       "write()/read(), the PTM ioctls), or as the kernel's /dev/tpmN and /dev/tpmrmN\n"
+	       "through /dev/vtpmx as `swtpm chardev --vtpm-proxy`; the options are swtpm's.\n"
+	       "Without a subcommand, one process serves the one TPM through every front named.\n"
 	       "\n"
 	       "cuse:\n"
 	       "  -n, --name NAME        create /dev/NAME (refused if it exists)\n"
@@ -565,8 +650,18 @@ void cli_usage(const char *prog)
 	       "  -m, --min N            devices should share one fixed major with their own minors\n"
 	       "  -f, --foreground       do not detach (the default is to detach once the\n"
 	       "                         device exists)\n"
+	       "chardev:\n"
+	       "  --vtpm-proxy           create /dev/tpmN and /dev/tpmrmN (modprobe tpm_vtpm_proxy;\n"
+	       "                         needs CAP_SYS_ADMIN); once the kernel has made them, print\n"
+	       "                         \"New TPM device: /dev/tpmN (major/minor = M/m)\" on stdout.\n"
+	       "                         The TPM starts at once with Startup(CLEAR) unless a\n"
+	       "                         startup-* flag says otherwise\n"
+	       "without a subcommand:\n"
+	       "  --cuse NAME            the CUSE device /dev/NAME (with --maj, --min)\n"
+	       "  --vtpm-proxy           /dev/tpmN and /dev/tpmrmN, as chardev's\n"
+	       "  --ctrl, --server       the sockets, as socket's\n"
 	       "\n"
-	       "both (--ctrl, --server, -p, -t and -d are socket's only):\n"
+	       "all (--server, -p and -t are socket's and the combined form's):\n"
 	       "  --tpm2                 a TPM 2.0 (default: TPM 1.2)\n"
 	       "  --tpmstate dir=DIR[,mode=0640] | backend-uri=dir://DIR\n"
 	       "                         the state directory (or $TPM_PATH); swtpm's file format\n"
@@ -588,12 +683,14 @@ void cli_usage(const char *prog)
 	       "                         shared storage: lock the state at first use; drop the\n"
 	       "                         lock once the volatile state has been fetched\n"
 	       "  -t, --terminate        exit when the data channel closes\n"
-	       "  --pid file=PATH | fd=N write the process ID\n"
+	       "  --pid file=PATH | fd=N write the process ID once ready\n"
 	       "  --log file=PATH | fd=N[,level=N][,truncate]\n"
-	       "  -d, --daemon           detach once the channels are listening\n"
-	       "  -r, --runas USER       drop to USER once the channels are open\n"
-	       "  --print-capabilities   print the supported features as JSON and exit\n"
+	       "  -d, --daemon           detach; the starting process exits once the daemon is\n"
+	       "                         ready (its channels listen, its devices exist)\n"
+	       "  -r, --runas USER       drop to USER once the channels and devices are open\n"
+	       "  --print-capabilities   print the supported features, and the fronts this\n"
+	       "                         host can open, as JSON and exit\n"
 	       "  --print-states         print the state blobs in --tpmstate as JSON and exit\n"
 	       "  --version, -h/--help\n",
-	       prog, prog);
+	       prog, prog, prog, prog);
 }

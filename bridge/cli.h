@@ -31,9 +31,8 @@ struct cli_endpoint {
 };
 
 /*
- * The CUSE device: `vtpm-bridge cuse -n NAME [--maj M --min N]`.  A struct of
- * its own, beside the socket channels, so that one process can later serve
- * both (a combined mode's `--cuse NAME`).
+ * The CUSE device: `vtpm-bridge cuse -n NAME [--maj M --min N]`, or
+ * `--cuse NAME` beside other fronts when no subcommand is given.
  */
 struct cli_cuse {
 	bool set;
@@ -53,17 +52,27 @@ enum cli_action {
 
 #define CLI_NO_STARTUP (-1)
 
+/* The subcommand: swtpm's (socket, cuse, chardev), or none for several fronts in one process. */
+enum cli_mode {
+	CLI_MODE_COMBINED,
+	CLI_MODE_SOCKET,
+	CLI_MODE_CUSE,
+	CLI_MODE_CHARDEV,
+};
+
 struct cli_config {
 	enum cli_action action;
-	const char *front;		/* "socket" or "cuse" */
+	enum cli_mode mode;
 	bool tpm2;
 	const char *state_dir;
 	mode_t state_mode;
 	bool state_mode_set;
 	struct cli_endpoint ctrl, server;
 	struct cli_cuse cuse;
+	bool vtpm_proxy;		/* /dev/tpmN + /dev/tpmrmN through /dev/vtpmx */
 	bool not_need_init;
 	int startup;			/* enum emu_startup, or CLI_NO_STARTUP */
+	bool startup_set;		/* a startup-* flag was given */
 	bool disable_auto_shutdown;
 	const char *pid_file;
 	int pid_fd;

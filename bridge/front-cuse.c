@@ -657,7 +657,7 @@ static void cuse_event(struct loop_watch *watch, uint32_t events)
 		log_err("cuse: /dev/%s: the kernel ended the device's connection", f->name);
 	else
 		log_errno(LOG_ERR, -ret, "cuse: /dev/%s", f->name);
-	f->env.quit(f->env.quit_arg);
+	f->env.quit(f->env.arg);
 }
 
 static long cuse_msec_since(const struct timespec *t0)
@@ -837,6 +837,7 @@ static int cuse_front_open(struct front **out, const struct front_env *env)
 		goto fail;
 	log_info("cuse: serving /dev/%s", cc->name);
 	*out = (struct front *)f;
+	env->ready(env->arg);
 	return 0;
 
 fail:

@@ -317,7 +317,7 @@ static void conn_close(struct conn *c)
 	c->release.fn = conn_release;
 	loop_defer(f->env.loop, &c->release);
 	if (c->ends_front)
-		f->env.quit(f->env.quit_arg);
+		f->env.quit(f->env.arg);
 }
 
 static struct conn *conn_new(struct socket_front *f, int fd, enum conn_kind kind)
@@ -783,6 +783,7 @@ static int socket_front_open(struct front **out, const struct front_env *env)
 	if (ret < 0)
 		goto fail;
 	*out = (struct front *)f;
+	env->ready(env->arg);
 	return 0;
 
 fail:

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * A front: one way in to the TPM (socket, later CUSE and vtpm-proxy).
+ * A front: one way in to the TPM (socket, CUSE, vtpm-proxy).
  * Each is a small file with a const ops table; the daemon opens every
  * configured front before it drops privileges, and fronts see the TPM
  * only through the core (core.h).
@@ -19,7 +19,15 @@ struct front_env {
 	const struct cli_config *cfg;
 	/* The front's work is over (e.g. --terminate and the data channel closed). */
 	void (*quit)(void *arg);
-	void *quit_arg;
+	/* The front cannot serve (a device the kernel removed or never made): exit 1. */
+	void (*fatal)(void *arg);
+	/*
+	 * The front serves: its channels listen, its device exists.  Called
+	 * once, from open() or later from the loop (vtpm-proxy waits for the
+	 * kernel); the daemon counts itself ready when every front is.
+	 */
+	void (*ready)(void *arg);
+	void *arg;
 };
 
 struct front_ops {
@@ -32,5 +40,6 @@ struct front_ops {
 
 extern const struct front_ops socket_front_ops;
 extern const struct front_ops cuse_front_ops;
+extern const struct front_ops proxy_front_ops;
 
 #endif

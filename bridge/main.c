@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -35,9 +36,13 @@ struct daemon {
 	struct loop *loop;
 	struct core *core;
 	/* Every configured front, opened in this order (a combined mode may name several). */
-	struct front *fronts[2];
-	const struct front_ops *front_ops[2];
+	struct front *fronts[3];
+	const struct front_ops *front_ops[3];
 	size_t nfronts;
+	size_t nready;			/* fronts that said they serve */
+	bool started;			/* every front opened, --runas done */
+	bool ready;
+	int ready_fd;			/* -d: tells the starting process we are ready */
 	struct loop_watch signals;
 	/* Ours to remove at exit: a refused start leaves another instance's file alone. */
 	bool pid_file_written;
@@ -70,13 +75,22 @@ static void daemon_signal(struct loop_watch *watch, uint32_t events)
 	loop_quit(d->loop);
 }
 
+/*
+ * swtpm's JSON, plus "fronts": what this build serves and this host lets
+ * us open now (the socket always; CUSE and vtpm-proxy when their kernel
+ * node exists and is read-writable by us; vtpm-proxy also needs
+ * CAP_SYS_ADMIN, which only the ioctl tells).
+ */
 static int print_capabilities(const struct cli_config *cfg)
 {
+	bool cuse = access("/dev/cuse", R_OK | W_OK) == 0, proxy = access("/dev/vtpmx", R_OK | W_OK) == 0;
+
 	printf("{ \"type\": \"swtpm\", \"features\": [ \"tpm-1.2\", \"tpm-2.0\", \"flags-opt-startup\", "
 	       "\"flags-opt-disable-auto-shutdown\", \"ctrl-opt-terminate\", \"cmdarg-print-states\", "
-	       "\"cmdarg-migration\", \"nvram-backend-dir\"%s ], \"version\": \"%s\" }\n",
+	       "\"cmdarg-migration\", \"nvram-backend-dir\"%s ], \"fronts\": [ \"socket\"%s%s ], "
+	       "\"version\": \"%s\" }\n",
 	       cfg->tpm2 ? ", \"rsa-keysize-1024\", \"rsa-keysize-2048\", \"rsa-keysize-3072\"" : "",
-	       VTPM_BRIDGE_VERSION);
+	       cuse ? ", \"cuse\"" : "", proxy ? ", \"vtpm-proxy\"" : "", VTPM_BRIDGE_VERSION);
 	return 0;
 }
 
@@ -189,37 +203,97 @@ static int drop_privileges(const char *user)
 	return 0;
 }
 
-/* -d: the parent exits once the child is ready, so "started" means "listening". */
+/*
+ * -d: the starting process waits until the daemon is ready (channels
+ * listening, devices made by the kernel, pid file written) and exits 0, or
+ * with the daemon's status if it ends first, as swtpm's.  Forking before
+ * anything starts keeps threads and the kernel's device registration in
+ * the one process that serves, and lets start-up errors reach the
+ * caller's stderr.
+ */
 static int daemonize(struct daemon *d)
 {
-	pid_t pid = fork();
-	int null;
+	int pipefd[2];
+	pid_t pid;
 
+	if (pipe2(pipefd, O_CLOEXEC) < 0) {
+		log_errno(LOG_ERR, errno, "pipe");
+		return -1;
+	}
+	pid = fork();
 	if (pid < 0) {
 		log_errno(LOG_ERR, errno, "fork");
+		close(pipefd[0]);
+		close(pipefd[1]);
 		return -1;
 	}
 	if (pid > 0) {
-		/* Who started us reads the pid file once we exit: without it, no child either. */
-		if (pid_write(d, pid) < 0) {
-			kill(pid, SIGKILL);
-			_exit(1);
+		int status;
+		ssize_t n;
+		char c;
+
+		close(pipefd[1]);
+		do
+			n = read(pipefd[0], &c, 1);
+		while (n < 0 && errno == EINTR);
+		if (n == 1)
+			_exit(0);
+		while (waitpid(pid, &status, 0) < 0) {
+			if (errno != EINTR)
+				_exit(1);
 		}
-		_exit(0);
+		_exit(WIFEXITED(status) ? WEXITSTATUS(status) : 1);
 	}
-	d->pid_file_written = d->cfg.pid_file != NULL;
+	close(pipefd[0]);
+	d->ready_fd = pipefd[1];
 	setsid();
-	null = open("/dev/null", O_RDWR | O_CLOEXEC);
-	if (null >= 0) {
-		dup2(null, STDIN_FILENO);
-		dup2(null, STDOUT_FILENO);
-		if (!d->cfg.log_file && d->cfg.log_fd < 0) {
-			log_setup(-1, log_level());
-			dup2(null, STDERR_FILENO);
-		}
-		close(null);
-	}
 	return 0;
+}
+
+/* -d, once ready: the starting process may go, and the terminal is no longer ours. */
+static void detach(struct daemon *d)
+{
+	int null;
+
+	if (write(d->ready_fd, "", 1) != 1)
+		log_errno(LOG_WARNING, errno, "telling the starting process");
+	close(d->ready_fd);
+	d->ready_fd = -1;
+	null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	if (null < 0)
+		return;
+	/* As swtpm's: whoever started us may wait for EOF on these. */
+	dup2(null, STDIN_FILENO);
+	dup2(null, STDOUT_FILENO);
+	if (d->cfg.log_fd != STDERR_FILENO) {
+		if (!d->cfg.log_file && d->cfg.log_fd < 0)
+			log_setup(-1, log_level());
+		dup2(null, STDERR_FILENO);
+	}
+	close(null);
+}
+
+/* Every front serves and the start-up is done: pid file, then whoever waits for us. */
+static void daemon_check_ready(struct daemon *d)
+{
+	if (d->ready || !d->started || d->nready < d->nfronts)
+		return;
+	d->ready = true;
+	if (pid_write(d, getpid()) < 0) {
+		daemon_fatal(d);
+		return;
+	}
+	if (d->ready_fd >= 0)
+		detach(d);
+	log_info("ready: serving a TPM %s from %s", d->cfg.tpm2 ? "2.0" : "1.2", d->cfg.state_dir);
+}
+
+static void daemon_front_ready(void *arg)
+{
+	struct daemon *d = arg;
+
+	d->nready++;
+	daemon_check_ready(d);
 }
 
 static int signals_setup(struct daemon *d)
@@ -256,9 +330,13 @@ static int daemon_run(struct daemon *d)
 		.on_fatal = daemon_fatal,
 		.fatal_arg = d,
 	};
-	struct front_env env = { .cfg = &d->cfg, .quit = daemon_quit, .quit_arg = d };
+	struct front_env env = {
+		.cfg = &d->cfg, .quit = daemon_quit, .fatal = daemon_fatal, .ready = daemon_front_ready, .arg = d,
+	};
 	int ret;
 
+	if (d->cfg.daemon && daemonize(d) < 0)
+		return 1;
 	if (state_open(d) < 0)
 		return 1;
 	ec.state = d->state;
@@ -289,21 +367,20 @@ static int daemon_run(struct daemon *d)
 		d->front_ops[d->nfronts++] = &socket_front_ops;
 	if (d->cfg.cuse.set)
 		d->front_ops[d->nfronts++] = &cuse_front_ops;
-	/* A front that opens has its channel or device ready: only then pid file, detach, --runas. */
+	if (d->cfg.vtpm_proxy)
+		d->front_ops[d->nfronts++] = &proxy_front_ops;
+	/* Opened as root; a front may be ready now or, from the loop, later. */
 	for (size_t i = 0; i < d->nfronts; i++) {
 		ret = d->front_ops[i]->open(&d->fronts[i], &env);
 		if (ret < 0)
 			return 1;
 	}
-	if (d->cfg.daemon) {
-		if (daemonize(d) < 0)
-			return 1;
-	} else if (pid_write(d, getpid()) < 0) {
-		return 1;
-	}
 	if (d->cfg.runas && drop_privileges(d->cfg.runas) < 0)
 		return 1;
-	log_info("serving a TPM %s from %s", d->cfg.tpm2 ? "2.0" : "1.2", d->cfg.state_dir);
+	d->started = true;
+	daemon_check_ready(d);
+	if (d->exit_status)
+		return d->exit_status;
 	ret = loop_run(d->loop);
 	if (ret < 0) {
 		log_errno(LOG_ERR, -ret, "event loop");
@@ -332,7 +409,7 @@ static void daemon_cleanup(struct daemon *d)
 
 int main(int argc, char **argv)
 {
-	struct daemon d = { .signals.fd = -1 };
+	struct daemon d = { .signals.fd = -1, .ready_fd = -1 };
 	int rc;
 
 	/* One malloc arena: the worker's would hold its own dirty pages per instance. */

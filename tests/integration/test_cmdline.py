@@ -3,6 +3,7 @@ forms libvirt (B.5) and swtpm_setup (B.4) use, inherited fds."""
 import fcntl
 import json
 import os
+import signal
 import socket
 import stat
 import struct
@@ -10,7 +11,7 @@ import tempfile
 import time
 
 import tpm2
-from harness import (test, check, Fail, OURS, SWTPM, KINDS, Ctrl, Data, lock_holder, wait_for, define_nv,
+from harness import (test, check, Fail, Skip, OURS, SWTPM, KINDS, Ctrl, Data, lock_holder, wait_for, define_nv,
                      expect_nv, CMD_GET_CAPABILITY, CMD_SHUTDOWN, CMD_INIT, CMD_STOP, CMD_SET_DATAFD,
                      CMD_SET_BUFFERSIZE, CMD_GET_TPMESTABLISHED, CMD_SET_LOCALITY)
 
@@ -383,7 +384,7 @@ def _cuse_no_dev(ctx):
     # This host's kernel has no CUSE: the start fails with the reason, leaves no pid file,
     # and the parent does not detach first (the device must exist before it exits 0).
     if os.path.exists('/dev/cuse'):
-        return  # the guest scenarios cover a real /dev/cuse
+        raise Skip('this host has /dev/cuse (the guest scenarios cover a real one)')
     top = ctx.mkdir('cn')
     r = run_bin(ctx, OURS, ['cuse', '-n', 'vtpm-x', '--tpm2', '--tpmstate', 'dir=' + top,
                             '--pid', 'file=%s/pid' % top])
@@ -423,3 +424,117 @@ def _(ctx):
         text = f.read().strip()
     check(text == str(a.pid), 'pid file holds %r, expected the running daemon %d' % (text, a.pid))
     a.check_alive()
+
+
+# ------------------------------------------------------------ -d: ready before the starter exits
+
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _daemon_argv(ctx, kind, top, ctrl_dir=None):
+    st = os.path.join(top, 'st')
+    os.makedirs(st, exist_ok=True)
+    return ctx.binary(kind) + ['-d', '--tpm2', '--tpmstate', 'dir=' + st,
+                               '--server', 'type=unixio,path=%s/data' % top,
+                               '--ctrl', 'type=unixio,path=%s/ctrl' % (ctrl_dir or top),
+                               '--flags', 'not-need-init,startup-clear', '--pid', 'file=%s/pid' % top,
+                               '--log', 'file=%s/log,level=2' % top]
+
+
+@test('cmdline/daemon-ready-when-starter-exits')
+def _(ctx):
+    """-d: when the starting process exits 0 the daemon serves: both sockets
+    accept, the TPM answers, the pid file names the live daemon."""
+    top = ctx.mkdir('dm')
+    r = ctx.run(_daemon_argv(ctx, ctx.kind, top), timeout=20)
+    check(r.returncode == 0, '-d: the starting process exited %d: %r' % (r.returncode, r.stderr[:300]))
+    check(os.path.exists(top + '/pid'), '-d: no pid file when the starting process exited')
+    with open(top + '/pid') as f:
+        pid = int(f.read().strip())
+    try:
+        check(pid != 0 and _pid_alive(pid), 'the pid file names %d, which is not running' % pid)
+        data = Data.to(top + '/data')
+        resp = data.transact(tpm2.get_random(8))
+        check(tpm2.parse_header(resp)[2] == 0 and len(resp) == 20, 'GetRandom at once after -d: %r' % resp.hex())
+        check(Ctrl.to(top + '/ctrl').caps() != 0, 'ctrl GET_CAPABILITY after -d')
+    finally:
+        os.kill(pid, signal.SIGTERM)
+    check(wait_for(lambda: not _pid_alive(pid), 10), 'the daemon %d did not exit on SIGTERM' % pid)
+
+
+@test('cmdline/daemon-failed-start-status',
+      xfail_swtpm=('unnamed', 'the error in the log does not name the socket path'))
+def _(ctx):
+    """-d with a ctrl socket that cannot be made: the starting process exits 1
+    (the daemon's status, as swtpm's), and no daemon is left."""
+    top = ctx.mkdir('df')
+    r = ctx.run(_daemon_argv(ctx, ctx.kind, top, ctrl_dir=top + '/missing'), timeout=20)
+    check(r.returncode == 1, '-d with an impossible --ctrl: the starting process exited %d' % r.returncode)
+    check(not os.path.exists(top + '/pid') or not _pid_alive(int(open(top + '/pid').read().strip() or 0)),
+          'a daemon is running after a failed start')
+    with open(top + '/log', errors='replace') as f:
+        log = f.read()
+    check('missing' in log, 'the log does not name the socket path: %r' % log[-300:], 'unnamed')
+
+
+# ------------------------------------------------------------ chardev and the combined form
+
+CHARDEV_REFUSALS = [
+    ('chardev-without-vtpm-proxy', ['chardev', '--tpm2'], '--vtpm-proxy'),
+    ('chardev-char-device', ['chardev', '--tpm2', '-c', '/dev/vtpm0'], '-c'),
+    ('chardev-fd', ['chardev', '--tpm2', '--fd', '5'], '--fd'),
+    ('chardev-server', ['chardev', '--vtpm-proxy', '--server', 'type=unixio,path=S'], '--server'),
+    ('socket-with-cuse-option', ['socket', '--cuse', 'x', '--ctrl', 'type=unixio,path=C'], '--cuse'),
+    ('socket-with-vtpm-proxy', ['socket', '--vtpm-proxy', '--ctrl', 'type=unixio,path=C'], '--vtpm-proxy'),
+    ('combined-without-front', ['--tpm2'], 'no front'),
+    ('combined-maj-without-cuse', ['--maj', '260', '--ctrl', 'type=unixio,path=C'], '--maj'),
+    ('unknown-subcommand', ['sockett', '--tpm2'], 'sockett'),
+]
+
+for name, argv, names in CHARDEV_REFUSALS:
+    def _refuse_mode(ctx, argv=argv, names=names):
+        top = ctx.mkdir('cr')
+        st = ctx.mkdir('cr/st')
+        r = ctx.run([ctx.env.ours] + argv + ['--tpmstate', 'dir=' + st], timeout=5)
+        err = r.stderr.decode(errors='replace')
+        lines = [l for l in err.splitlines() if l.strip()]
+        check(r.returncode == 1, 'exit %d, expected 1 (%r)' % (r.returncode, err[:200]))
+        check(len(lines) == 1 and names in lines[0], 'expected one line naming %r, got %r' % (names, err[:300]))
+        check(sorted(os.listdir(top)) == ['st'] and not os.listdir(st), 'a refused command line created files')
+    test('ours-only/refused/%s' % name, labels=(OURS,))(_refuse_mode)
+
+
+@test('cmdline/vtpm-proxy-without-vtpmx')
+def _(ctx):
+    """chardev --vtpm-proxy on a host without /dev/vtpmx: exit 1, and the error
+    names /dev/vtpmx (ours also says how to get it)."""
+    if os.path.exists('/dev/vtpmx'):
+        raise Skip('this host has /dev/vtpmx (the guest tests cover it)')
+    st = ctx.mkdir('st')
+    r = ctx.run(ctx.binary(ctx.kind)[:1] + ['chardev', '--vtpm-proxy', '--tpm2', '--tpmstate', 'dir=' + st],
+                timeout=10)
+    err = r.stderr.decode(errors='replace')
+    check(r.returncode == 1, 'exit %d, expected 1 (%r)' % (r.returncode, err[:200]))
+    check('/dev/vtpmx' in err, 'the error does not name /dev/vtpmx: %r' % err[:300])
+    if ctx.kind == OURS:
+        check('modprobe tpm_vtpm_proxy' in err, 'the error does not say how to get /dev/vtpmx: %r' % err[:300])
+    check(not r.stdout, 'something was printed on stdout: %r' % r.stdout[:200])
+
+
+@test('ours-only/print-capabilities-fronts', labels=(OURS,))
+def _(ctx):
+    """--print-capabilities (with or without a subcommand) lists the fronts
+    this host can open: the socket always, CUSE and vtpm-proxy as their
+    kernel nodes allow."""
+    for argv in (['--print-capabilities'], ['socket', '--tpm2', '--print-capabilities']):
+        r = ctx.run([ctx.env.ours] + argv, timeout=5)
+        check(r.returncode == 0, '%s: exit %d' % (' '.join(argv), r.returncode))
+        fronts = json.loads(r.stdout.decode()).get('fronts')
+        want = ['socket'] + [f for f, node in (('cuse', '/dev/cuse'), ('vtpm-proxy', '/dev/vtpmx'))
+                             if os.access(node, os.R_OK | os.W_OK)]
+        check(fronts == want, '%s: fronts %r, expected %r' % (' '.join(argv), fronts, want))

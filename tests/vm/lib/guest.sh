@@ -107,3 +107,168 @@ vt_asan_report() {
 	# shellcheck disable=SC2086  # the list of report files
 	vt_fail sanitizer "$(grep -h -m1 -E 'ERROR|runtime error' $_rep | head -n 1 | cut -c1-200)"
 }
+
+# vt_alive PID: the process exists and is not a zombie
+vt_alive() {
+	_st=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1)
+	[ -n "$_st" ] && [ "$_st" != Z ]
+}
+
+# vt_extend OLD DIGEST: a sha256 PCR's value (hex) after extending OLD with DIGEST
+vt_extend() {
+	printf '%s%s' "$1" "$2" | xxd -r -p | sha256sum | cut -d' ' -f1
+}
+
+# ---- the vtpm-proxy front: `chardev --vtpm-proxy` (VM_DAEMON=guest)
+
+# vt_proxy_start NAME ARGS...: `$VT_DAEMON_BIN chardev --vtpm-proxy ARGS...`
+# in the background, its stdout a pipe (the FIFO /tmp/NAME.fifo) from which
+# the device line is read, as a caller of swtpm reads it (30 s at most);
+# the rest of stdout goes to /tmp/NAME.out, stderr to /tmp/NAME.err.  Sets
+# VT_PROXY_PID; VT_PROXY_LINE; from "New TPM device: /dev/tpmN (major/minor
+# = M/m)", VT_PROXY_N and VT_PROXY_DEVNUM ("M:m"); VT_PROXY_AT_LINE: the
+# /dev/tpm* nodes that existed when the line had been read.  Returns 1 if
+# no such line came.
+vt_proxy_start() {
+	_pn=$1; shift
+	rm -f "/tmp/$_pn.fifo"
+	mkfifo "/tmp/$_pn.fifo"
+	"$VT_DAEMON_BIN" chardev --vtpm-proxy "$@" >"/tmp/$_pn.fifo" 2>"/tmp/$_pn.err" &
+	VT_PROXY_PID=$!
+	VT_PROXY_LINE="" VT_PROXY_N="" VT_PROXY_DEVNUM="" VT_PROXY_AT_LINE=""
+	exec 8<"/tmp/$_pn.fifo"
+	read -r -t 30 VT_PROXY_LINE <&8
+	# (no fork before the snapshot: a node that comes a moment later must not count)
+	for _f in /dev/tpm[0-9]* /dev/tpmrm[0-9]*; do
+		[ -c "$_f" ] && VT_PROXY_AT_LINE="$VT_PROXY_AT_LINE ${_f#/dev/}"
+	done
+	VT_PROXY_AT_LINE="$VT_PROXY_AT_LINE "
+	cat <&8 >"/tmp/$_pn.out" &
+	exec 8<&-
+	rm -f "/tmp/$_pn.fifo"
+	_f=$(echo "$VT_PROXY_LINE" | sed -n \
+		's|^New TPM device: /dev/tpm\([0-9][0-9]*\) (major/minor = \([0-9][0-9]*\)/\([0-9][0-9]*\))$|\1 \2:\3|p')
+	[ -n "$_f" ] || return 1
+	VT_PROXY_N=${_f% *} VT_PROXY_DEVNUM=${_f#* }
+}
+
+# vt_proxy_why NAME: what the daemon NAME said, for a FAIL text
+vt_proxy_why() {
+	tail -n 3 "/tmp/$1.err" "/tmp/$1.out" "/tmp/$1.log" 2>/dev/null | grep -v '^==>' | grep . |
+		tr '\n' ' ' | cut -c1-300
+}
+
+# vt_devnum NODE: "major:minor" of a character device, decimal
+vt_devnum() {
+	_s=$(stat -c '%t %T' "$1" 2>/dev/null) || return 1
+	# shellcheck disable=SC2086
+	printf '%d:%d' 0x${_s% *} 0x${_s#* }
+}
+
+# vt_proxy_stop CHECK PID N: SIGTERM to PID (a child of this shell): PASS
+# if it exits with status 0 within 10 s and /dev/tpmN and /dev/tpmrmN are
+# gone (5 s at most after the exit)
+vt_proxy_stop() {
+	kill -TERM "$2" 2>/dev/null
+	_i=0
+	while vt_alive "$2" && [ $_i -lt 100 ]; do sleep 0.1; _i=$((_i + 1)); done
+	if vt_alive "$2"; then
+		vt_fail "$1" "still running 10 s after SIGTERM"
+		kill -9 "$2"; wait "$2"
+		return 1
+	fi
+	wait "$2"; _rc=$?
+	_i=0
+	while { [ -e "/dev/tpm$3" ] || [ -e "/dev/tpmrm$3" ]; } && [ $_i -lt 50 ]; do sleep 0.1; _i=$((_i + 1)); done
+	if [ $_rc -ne 0 ]; then
+		vt_fail "$1" "exit status $_rc on SIGTERM"
+	elif [ -e "/dev/tpm$3" ] || [ -e "/dev/tpmrm$3" ]; then
+		vt_fail "$1" "exited 0, but $(ls "/dev/tpm$3" "/dev/tpmrm$3" 2>/dev/null | tr '\n' ' ')is still there 5 s later"
+	else
+		vt_pass "$1" "exit 0 on SIGTERM, /dev/tpm$3 and /dev/tpmrm$3 gone"
+	fi
+}
+
+# ---- the kernel's tpm2 selftests (staged by vm_stage_kselftests)
+
+# vt_kselftests CLASSES [NO_RM_REASON]: tools/testing/selftests/tpm2 from
+# /vm/kst, run from a copy in /tmp/kst (they write SmokeTest.log etc. into
+# the current directory) with `python3 -m unittest`: one result per test
+# method of each class in CLASSES (of SmokeTest SpaceTest AsyncTest), named
+# CLASS.METHOD.  With NO_RM_REASON, the methods that open /dev/tpmrm0
+# (FLAG_SPACE, in the method or in its class's setUp) are not run but
+# SKIPped with that reason.  The TPM must be /dev/tpm0 (and /dev/tpmrm0).
+vt_kselftests() {
+	vt_info "selftests: $(cat /vm/kst/SOURCE)"
+	vt_run python3 python3 -c 'import sys, hashlib, socket, fcntl, select; print(sys.version)'
+	rm -rf /tmp/kst
+	cp -a /vm/kst /tmp/kst && cd /tmp/kst || return 0
+	# every test method: "CLASS.METHOD rm" if it opens a space, else "CLASS.METHOD dev"
+	# shellcheck disable=SC2086 # one argument per class
+	python3 -c '
+import inspect, sys, unittest, tpm2_tests
+for cname in sys.argv[1:]:
+    cls = getattr(tpm2_tests, cname)
+    setup = inspect.getsource(cls.setUp) if "setUp" in cls.__dict__ else ""
+    for m in unittest.TestLoader().getTestCaseNames(cls):
+        src = setup + inspect.getsource(getattr(cls, m))
+        print("%s.%s %s" % (cname, m, "rm" if "FLAG_SPACE" in src else "dev"))
+' $1 >/tmp/kst-methods 2>/tmp/kst-methods.err ||
+		vt_fail kst-methods "listing the test methods failed: $(tail -n 1 /tmp/kst-methods.err)"
+	_kinds="dev rm"
+	[ -n "${2:-}" ] && _kinds=dev
+	for _cls in $1; do
+		_run=""
+		for _k in $_kinds; do
+			_run="$_run $(sed -n "s/^\($_cls\.[A-Za-z0-9_]*\) $_k\$/tpm2_tests.\1/p" /tmp/kst-methods | tr '\n' ' ')"
+		done
+		case $_run in
+		*tpm2_tests.*) ;;
+		*)	# (a class whose methods are all SKIPs below is no failure)
+			grep -q "^$_cls\." /tmp/kst-methods || vt_fail "$_cls" "no test method found"
+			continue ;;
+		esac
+		_t1=$(vt_now)
+		# shellcheck disable=SC2086 # one argument per method
+		python3 -m unittest -v $_run >"/tmp/kst-$_cls.out" 2>&1
+		_rc=$?
+		sed 's/^/    | /' "/tmp/kst-$_cls.out"
+		_n=0
+		# "test_x (tpm2_tests.SmokeTest.test_x) ... ok" (3.11)
+		sed -n 's/^\(test_[A-Za-z0-9_]*\) (tpm2_tests\.\([A-Za-z0-9_]*\)[.A-Za-z0-9_]*) \.\.\. \(.*\)$/\2.\1 \3/p' \
+			"/tmp/kst-$_cls.out" >"/tmp/kst-$_cls.res"
+		while read -r _m _res; do
+			_n=$((_n + 1))
+			case $_res in
+			ok) vt_pass "$_m" ;;
+			skipped*) vt_skip "$_m" "$_res" ;;
+			*) vt_fail "$_m" "$_res: $(grep -A 12 "^[A-Z]*: ${_m#*.} " "/tmp/kst-$_cls.out" |
+				grep -E 'Error|assert|Exception' | tail -n 1)" ;;
+			esac
+		done <"/tmp/kst-$_cls.res"
+		vt_info "$_cls: $(grep -E '^Ran |^OK|^FAILED' "/tmp/kst-$_cls.out" | tr '\n' ' ')(exit $_rc, $(awk -v a="$_t1" -v b="$(vt_now)" 'BEGIN { printf "%.1f", b - a }') s)"
+		[ $_n -gt 0 ] ||
+			vt_fail "$_cls" "no test method ran (exit $_rc): $(grep . "/tmp/kst-$_cls.out" | tail -n 1)"
+	done
+	if [ -n "${2:-}" ]; then
+		for _m in $(sed -n 's/^\([A-Za-z0-9_.]*\) rm$/\1/p' /tmp/kst-methods); do
+			vt_skip "$_m" "$2"
+		done
+	fi
+	# (the logs' "DEBUG:" prefix would read as a kernel BUG: to the console check)
+	for _f in *.log; do
+		[ -s "$_f" ] && vt_info "$_f: $(tail -n 3 "$_f" | sed 's/^DEBUG://' | tr '\n' '|' | cut -c1-300)"
+	done
+	cd /tmp || return 0
+}
+
+# vt_no_other_tpm: PASS|FAIL no-other-tpm; false when /dev/tpm0 or
+# /dev/tpmrm0 exists already (tests that open them by name need the
+# daemon's TPM to be the only one)
+vt_no_other_tpm() {
+	if [ -e /dev/tpm0 ] || [ -e /dev/tpmrm0 ]; then
+		vt_fail no-other-tpm "a TPM exists before the daemon starts: $(ls /dev/tpm* | tr '\n' ' ')"
+		return 1
+	fi
+	vt_pass no-other-tpm "no /dev/tpm0 or /dev/tpmrm0 before the daemon starts"
+}

@@ -221,6 +221,90 @@ vm_asan_skip() {
 	vm_result SKIP sanitizer "no $VM_BUILD/asan/vtpm-bridge (make check builds it)"
 }
 
+# vm_kselftests_fetch: print the cached kernel tpm2 selftests directory,
+# $VM_CACHE/kselftest-tpm2/<version>/tpm2; on the first run download
+# Debian's linux-source-6.1 (about 140 MB) and keep only
+# tools/testing/selftests/tpm2 of it (delete the directory to fetch the
+# current one).  Returns 1 with VM_ERR.
+vm_kselftests_fetch() {
+	local cache=$VM_CACHE/kselftest-tpm2 have tmp deb ver lockfd
+	mkdir -p "$cache" || { VM_ERR="cannot create $cache"; return 1; }
+	exec {lockfd}>"$cache/.lock"
+	flock -w 900 "$lockfd" || { VM_ERR="$cache/.lock stays locked"; return 1; }
+	have=$(ls -1d "$cache"/*/tpm2 2>/dev/null | sort -V | tail -n 1)
+	if [ -z "$have" ]; then
+		rm -rf "$cache"/.fetch.*
+		tmp=$(mktemp -d "$cache/.fetch.XXXXXX")
+		vm_log "kselftests: apt-get download linux-source-6.1 (about 140 MB, first run only)"
+		if ! (cd "$tmp" && apt-get download -q linux-source-6.1) >"$tmp/apt.log" 2>&1; then
+			apt-get update -q >>"$tmp/apt.log" 2>&1
+			(cd "$tmp" && apt-get download -q linux-source-6.1) >>"$tmp/apt.log" 2>&1
+		fi
+		deb=$(ls "$tmp"/linux-source-6.1_*.deb 2>/dev/null | head -n 1)
+		if [ -z "$deb" ]; then
+			VM_ERR="apt-get download linux-source-6.1 failed: $(grep -E '^E:' "$tmp/apt.log" | head -n 1)"
+			rm -rf "$tmp"; exec {lockfd}>&-; return 1
+		fi
+		ver=$(dpkg-deb -f "$deb" Version)
+		dpkg-deb --fsys-tarfile "$deb" | tar -xO ./usr/src/linux-source-6.1.tar.xz | xz -dc -T0 |
+			tar -C "$tmp" -x --wildcards '*/tools/testing/selftests/tpm2/*'
+		if [ ! -f "$tmp/linux-source-6.1/tools/testing/selftests/tpm2/tpm2_tests.py" ]; then
+			VM_ERR="no tools/testing/selftests/tpm2/tpm2_tests.py in linux-source-6.1 $ver"
+			rm -rf "$tmp"; exec {lockfd}>&-; return 1
+		fi
+		echo "linux-source-6.1 $ver (Debian), tools/testing/selftests/tpm2" \
+			>"$tmp/linux-source-6.1/tools/testing/selftests/tpm2/SOURCE"
+		mkdir -p "$cache/$ver"
+		mv -T "$tmp/linux-source-6.1/tools/testing/selftests/tpm2" "$cache/$ver/tpm2"
+		rm -rf "$tmp"
+		have=$cache/$ver/tpm2
+	fi
+	exec {lockfd}>&-
+	echo "$have"
+}
+
+# vm_stage_kselftests STAGE: the kernel's tpm2 selftests (tpm2.py,
+# tpm2_tests.py; vm_kselftests_fetch) in /vm/kst, and the stdlib files of
+# Debian's python3 that they load, with their __pycache__ (found by running
+# them here, where they fail without /dev/tpm0); the scenario lists
+# /usr/bin/python3 in VM_BINS.  Guest side: vt_kselftests.
+vm_stage_kselftests() {
+	local s=$1 kst f pyc list
+	kst=$(vm_kselftests_fetch) || return 1
+	mkdir -p "$s/vm/kst"
+	cp -a "$kst/." "$s/vm/kst/"
+	# Debian's python3 by its path (not a pyenv or venv one earlier on PATH)
+	list=$(cd "$kst" && /usr/bin/python3 -B -c '
+import io, os, sys, runpy
+import locale, gettext, difflib, pprint, traceback, linecache, tokenize, signal, fnmatch, inspect
+# a real run (it fails here, without /dev/tpm0) loads what the guest run loads
+sys.argv = ["python3 -m unittest", "-v", "tpm2_tests.SmokeTest", "tpm2_tests.SpaceTest", "tpm2_tests.AsyncTest"]
+out, err = sys.stdout, sys.stderr
+sys.stdout = sys.stderr = io.StringIO()
+try:
+    runpy.run_module("unittest", run_name="__main__", alter_sys=True)
+except BaseException:
+    pass
+sys.stdout, sys.stderr = out, err
+for m in list(sys.modules.values()):
+    f = getattr(m, "__file__", None)
+    if f and f.startswith("/usr/lib/python3"):
+        print(f)') || { VM_ERR="importing tpm2_tests on the host failed"; return 1; }
+	# python3 -m unittest runs unittest/__main__.py (gone from sys.modules
+	# after runpy); lib-dynload must exist
+	list="$list /usr/lib/python3.11/unittest/__main__.py"
+	mkdir -p "$s/usr/lib/python3.11/lib-dynload"
+	for f in $list; do
+		case $f in
+		*.so) vm_stage_lib "$s" "$f" && vm_stage_deps "$s" "$f" || return 1 ;;
+		*) install -D -m 0644 "$f" "$s$f" || return 1
+		   pyc=$(dirname "$f")/__pycache__/$(basename "$f" .py).cpython-311.pyc
+		   if [ -f "$pyc" ]; then install -D -m 0644 "$pyc" "$s$pyc" || return 1; fi ;;
+		esac
+	done
+	return 0
+}
+
 vm_stage_module() {	# STAGE NAME: a module of the test kernel and its dependencies
 	local s=$1 name=${2//-/_} mdir line rel dep
 	mdir=$VM_KROOT/lib/modules/$VM_KV
