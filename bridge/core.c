@@ -7,9 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <ptm.h>
+#include <vtpm_proxy.h>
 
 #include "blob.h"
 #include "bytes.h"
@@ -17,11 +19,21 @@
 #include "loop.h"
 #include "tpm.h"
 
-#define TPM_ORD_SET_LOCALITY	0x20001000u	/* vendor command of the vtpm-proxy driver */
 #define BLOB_IN_LIMIT		(1u << 20)	/* a TPM 2 permall is a few KiB; refuse more than 1 MiB */
 #define LOCK_RETRY_MSEC		10
 #define CANCEL_REASSERT_MSEC	2		/* a cancel is repeated this often until its command ends */
 #define DEFAULT_MAX_COMMAND	4096		/* libtpms 0.9's buffer, until libtpms says */
+/*
+ * After a control side's INIT the TPM waits for Startup, which belongs to
+ * whoever reset it (the guest's firmware, as on a real platform reset): a
+ * Startup from anyone else would make the firmware's fail.  A kernel
+ * driver's commands get TPM_RC_INITIALIZE meanwhile, a proper TPM error;
+ * once this long has passed with no Startup, the core sends Startup(CLEAR)
+ * before the driver's next command, so its device works again.
+ */
+#define STARTUP_GRACE_MSEC	10000
+#define TPM2_RC_INITIALIZE	0x100
+#define TPM_INVALID_POSTINIT	0x26
 
 /* Work waiting for the TPM: a command, a serialized control operation, or the start. */
 struct core_work {
@@ -90,7 +102,40 @@ struct core {
 	 */
 	bool cancel_pending;
 	struct loop_watch cancel_timer;
+	/* The last INIT, until a command shows the TPM was started (STARTUP_GRACE_MSEC). */
+	bool startup_owed;
+	struct timespec reset_at;
 };
+
+static bool core_startup_overdue(const struct core *core, const uint8_t *resp, size_t len)
+{
+	uint32_t not_started = emu_is_tpm2(core->emu) ? TPM2_RC_INITIALIZE : TPM_INVALID_POSTINIT;
+	struct timespec now;
+
+	if (!core->startup_owed || len < 10 || get_be32(resp + 6) != not_started)
+		return false;
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (now.tv_sec - core->reset_at.tv_sec) * 1000 + (now.tv_nsec - core->reset_at.tv_nsec) / 1000000 >=
+	       STARTUP_GRACE_MSEC;
+}
+
+/* A TPM command into libtpms, on the loop or the worker (one at a time either way). */
+static void core_process(struct core *core, const struct core_client *client, const uint8_t *cmd, size_t len,
+			 uint8_t locality, const uint8_t **resp, size_t *resp_len)
+{
+	uint32_t rc;
+
+	emu_process(core->emu, cmd, len, locality, resp, resp_len);
+	if (!client->kernel_driver || !core_startup_overdue(core, *resp, *resp_len))
+		return;
+	core->startup_owed = false;
+	log_warn("no TPM Startup %d s after the reset: sending Startup(CLEAR) for the %s front",
+		 STARTUP_GRACE_MSEC / 1000, client->name);
+	rc = emu_startup(core->emu, EMU_STARTUP_CLEAR);
+	if (rc != 0)
+		log_warn("TPM Startup for the %s front returned 0x%x", client->name, rc);
+	emu_process(core->emu, cmd, len, locality, resp, resp_len);
+}
 
 /* ---- the worker thread ---- */
 
@@ -132,8 +177,8 @@ static void *core_worker_main(void *opaque)
 		if (job->start)
 			core->worker_ret = core_do_start(core, job);
 		else
-			emu_process(core->emu, job->buf, job->len, job->locality,
-				    &core->worker_resp, &core->worker_resp_len);
+			core_process(core, job->client, job->buf, job->len, job->locality,
+				     &core->worker_resp, &core->worker_resp_len);
 
 		pthread_mutex_lock(&core->lock);
 		core->worker_job = NULL;
@@ -247,10 +292,15 @@ static bool core_inband_locality(struct core_client *client, const uint8_t *cmd,
 {
 	struct core *core = client->core;
 
-	if (!client->inband_locality || len != 11 || get_be32(cmd + 6) != TPM_ORD_SET_LOCALITY)
+	if (!client->inband_locality || len < 10 || get_be32(cmd + 6) != VTPM_PROXY_SET_LOCALITY)
 		return false;
+	if (len < VTPM_PROXY_SET_LOCALITY_SIZE) {
+		core_error_response(core, emu_is_tpm2(core->emu) ? 0x9a /* TPM_RC_INSUFFICIENT */
+								 : 0x19 /* TPM_BAD_PARAM_SIZE */, resp);
+		return true;
+	}
 	if (cmd[10] > 4 || (cmd[10] == 4 && core->cfg.reject_locality_4)) {
-		core_error_response(core, emu_is_tpm2(core->emu) ? 0x97 /* TPM_RC_LOCALITY */ : PTM_RES_BAD_LOCALITY, resp);
+		core_error_response(core, emu_is_tpm2(core->emu) ? 0x907 /* TPM_RC_LOCALITY */ : PTM_RES_BAD_LOCALITY, resp);
 		return true;
 	}
 	client->locality = cmd[10];
@@ -270,7 +320,7 @@ static void core_run_cmd(struct core *core, struct core_client *client, const ui
 		done(arg, small, sizeof(small));
 		return;
 	}
-	emu_process(core->emu, cmd, len, locality, &resp, &resp_len);
+	core_process(core, client, cmd, len, locality, &resp, &resp_len);
 	done(arg, resp, resp_len);
 }
 
@@ -568,6 +618,8 @@ static void core_exec_ctrl(struct core *core, struct core_client *client,
 	case CMD_INIT:
 		blob_out_clear(&core->blob_out);
 		r.result = emu_start(core->emu, req->flags & PTM_INIT_FLAG_DELETE_VOLATILE);
+		core->startup_owed = r.result == PTM_RES_SUCCESS;
+		clock_gettime(CLOCK_MONOTONIC, &core->reset_at);
 		break;
 	case CMD_SHUTDOWN:
 		emu_stop(core->emu);

@@ -30,6 +30,12 @@ struct core_client {
 	const char *name;		/* "socket", "cuse", "vtpm-proxy": for logs */
 	uint8_t locality;		/* of this front's commands; survives INIT/STOP */
 	bool inband_locality;		/* honour TPM vendor command SetLocality (0x20001000) */
+	/*
+	 * A kernel driver (vtpm-proxy): it sends Startup once, when the device
+	 * is made, never after a control side's INIT.  The core sends one for
+	 * it once the resetter has had its time (core.c, STARTUP_GRACE_MSEC).
+	 */
+	bool kernel_driver;
 };
 
 struct core_config {

@@ -43,10 +43,12 @@
 #include "front.h"
 #include "log.h"
 #include "loop.h"
+#include "node-wait.h"
 #include "ptm-ioctl.h"
 
 #define TPM_HEADER_SIZE		10
 #define CUSE_INIT_TIMEOUT_MSEC	10000	/* the kernel answers CUSE_INIT at once; this is a guard */
+#define CUSE_READY_TIMEOUT_MSEC	10000	/* its uevent was sent before CUSE_INIT's answer returned */
 #define CUSE_RECEIVE_BATCH	64	/* requests per wake-up; the watch is level-triggered */
 #define CUSE_RETRY_MAX		8	/* TPM2_RC_RETRY / TESTING answers retried, as the kernel's tpm_transmit() */
 
@@ -107,6 +109,7 @@ struct cuse_front {
 	struct loop_watch watch;
 	struct fuse_buf fbuf;
 	struct cuse_opener *openers;
+	struct node_wait *nodes;	/* until the kernel announced the device */
 	const char *name;
 	char sysfs[PATH_MAX];		/* /sys/class/cuse/NAME: exists while the device does */
 	bool init_done;
@@ -745,6 +748,27 @@ static int cuse_open_channel(void)
 	return -errno;
 }
 
+static void cuse_ready(void *arg)
+{
+	struct cuse_front *f = arg;
+
+	log_info("cuse: serving /dev/%s", f->name);
+	f->env.ready(f->env.arg);
+}
+
+static void cuse_not_made(void *arg, const char *why)
+{
+	struct cuse_front *f = arg;
+
+	log_err("cuse: /dev/%s: %s", f->name, why);
+	f->env.fatal(f->env.arg);
+}
+
+static const struct node_wait_ops cuse_node_ops = {
+	.ready = cuse_ready,
+	.failed = cuse_not_made,
+};
+
 static void cuse_front_close(struct front *front)
 {
 	struct cuse_front *f = (struct cuse_front *)front;
@@ -753,6 +777,7 @@ static void cuse_front_close(struct front *front)
 		return;
 	while (f->openers)
 		opener_free(f->openers);
+	node_wait_close(f->nodes);
 	if (f->watch.added)
 		loop_unwatch(f->env.loop, &f->watch);
 	if (f->se) {
@@ -808,6 +833,13 @@ static int cuse_front_open(struct front **out, const struct front_env *env)
 		ret = -ENOMEM;
 		goto fail;
 	}
+	/* Listening before the kernel can make the device: its uevent tells the front is ready. */
+	ret = node_wait_open(&f->nodes, env->loop, "cuse", CUSE_READY_TIMEOUT_MSEC, &cuse_node_ops, f);
+	if (ret < 0)
+		goto fail;
+	ret = node_wait_add(f->nodes, "cuse", cc->name, f->sysfs);
+	if (ret < 0)
+		goto fail;
 	fd = cuse_open_channel();
 	if (fd < 0) {
 		ret = fd;
@@ -835,9 +867,10 @@ static int cuse_front_open(struct front **out, const struct front_env *env)
 	ret = loop_watch(env->loop, &f->watch, EPOLLIN);
 	if (ret < 0)
 		goto fail;
-	log_info("cuse: serving /dev/%s", cc->name);
+	ret = node_wait_start(f->nodes);
+	if (ret < 0)
+		goto fail;
 	*out = (struct front *)f;
-	env->ready(env->arg);
 	return 0;
 
 fail:

@@ -34,7 +34,7 @@
 #include "front.h"
 #include "log.h"
 #include "loop.h"
-#include "uevent.h"
+#include "node-wait.h"
 
 #define TPM_HEADER_SIZE		10
 /*
@@ -49,11 +49,9 @@ struct proxy_front {
 	struct front_env env;
 	struct core_client client;
 	struct loop_watch watch;	/* the server fd */
-	struct loop_watch ready_timer;
-	struct uevent_listener *uevents;
+	struct node_wait *nodes;	/* until the kernel announced tpmN (and tpmrmN) */
 	bool tpm2;
 	unsigned int tpm_num, major, minor;
-	bool have_tpm, have_tpmrm;	/* the kernel announced the nodes */
 	bool ready;
 	bool busy;			/* the core has the command in buf */
 	bool gone;			/* the kernel closed its side */
@@ -155,15 +153,13 @@ static void proxy_event(struct loop_watch *watch, uint32_t events)
 
 /* ---- readiness ---- */
 
-static void proxy_ready(struct proxy_front *f)
+static void proxy_ready(void *arg)
 {
+	struct proxy_front *f = arg;
 	char line[96];
 	int len;
 
-	if (f->ready || !f->have_tpm || (f->tpm2 && !f->have_tpmrm))
-		return;
 	f->ready = true;
-	loop_timer_destroy(f->env.loop, &f->ready_timer);
 	if (f->tpm2)
 		log_info("vtpm-proxy: serving /dev/tpm%u and /dev/tpmrm%u", f->tpm_num, f->tpm_num);
 	else
@@ -176,66 +172,31 @@ static void proxy_ready(struct proxy_front *f)
 	f->env.ready(f->env.arg);
 }
 
-static bool proxy_node_name(const struct proxy_front *f, const char *name, const char *prefix)
+static void proxy_not_made(void *arg, const char *why)
 {
-	char want[32];
-
-	snprintf(want, sizeof(want), "%s%u", prefix, f->tpm_num);
-	return name && !strcmp(name, want);
+	proxy_stop(arg, why);
 }
 
-static void proxy_uevent(void *arg, const struct uevent *ev)
+static const struct node_wait_ops proxy_node_ops = {
+	.ready = proxy_ready,
+	.failed = proxy_not_made,
+};
+
+/* The nodes the kernel makes for the device: tpmN, and tpmrmN for a TPM 2. */
+static int proxy_wait_nodes(struct proxy_front *f)
 {
-	struct proxy_front *f = arg;
-	bool add = !strcmp(ev->action, "add"), remove = !strcmp(ev->action, "remove");
-	bool *have = NULL;
+	char name[32], sysfs[64];
+	int ret;
 
-	if (!ev->subsystem || (!add && !remove))
-		return;
-	if (!strcmp(ev->subsystem, "tpm") && proxy_node_name(f, ev->devname, "tpm"))
-		have = &f->have_tpm;
-	else if (!strcmp(ev->subsystem, "tpmrm") && proxy_node_name(f, ev->devname, "tpmrm"))
-		have = &f->have_tpmrm;
-	if (!have)
-		return;
-	if (remove && f->ready)
-		log_warn("vtpm-proxy: the kernel removed /dev/%s", ev->devname);
-	*have = add;
-	proxy_ready(f);
-}
-
-/* What sysfs says when no uevent can be trusted to come (the socket overflowed, or the wait ended). */
-static void proxy_check_sysfs(struct proxy_front *f)
-{
-	char path[64];
-
-	snprintf(path, sizeof(path), "/sys/class/tpm/tpm%u", f->tpm_num);
-	f->have_tpm = access(path, F_OK) == 0;
-	snprintf(path, sizeof(path), "/sys/class/tpmrm/tpmrm%u", f->tpm_num);
-	f->have_tpmrm = access(path, F_OK) == 0;
-	proxy_ready(f);
-}
-
-static void proxy_uevents_lost(void *arg)
-{
-	struct proxy_front *f = arg;
-
-	if (!f->ready)
-		proxy_check_sysfs(f);
-}
-
-static void proxy_ready_timeout(struct loop_watch *timer, uint32_t events)
-{
-	struct proxy_front *f = (struct proxy_front *)((char *)timer - offsetof(struct proxy_front, ready_timer));
-
-	(void)events;
-	loop_timer_destroy(f->env.loop, &f->ready_timer);
-	proxy_check_sysfs(f);
-	if (f->ready)
-		log_warn("vtpm-proxy: /dev/tpm%u exists but no uevent announced it (not the initial network namespace?)",
-			 f->tpm_num);
-	else
-		proxy_stop(f, "no device after 30 s");
+	snprintf(name, sizeof(name), "tpm%u", f->tpm_num);
+	snprintf(sysfs, sizeof(sysfs), "/sys/class/tpm/%s", name);
+	ret = node_wait_add(f->nodes, "tpm", name, sysfs);
+	if (ret == 0 && f->tpm2) {
+		snprintf(name, sizeof(name), "tpmrm%u", f->tpm_num);
+		snprintf(sysfs, sizeof(sysfs), "/sys/class/tpmrm/%s", name);
+		ret = node_wait_add(f->nodes, "tpmrm", name, sysfs);
+	}
+	return ret < 0 ? ret : node_wait_start(f->nodes);
 }
 
 /* ---- open, close ---- */
@@ -285,13 +246,12 @@ static void proxy_front_close(struct front *front)
 	if (!f)
 		return;
 	core_withdraw(f->env.core, f);
-	loop_timer_destroy(f->env.loop, &f->ready_timer);
+	node_wait_close(f->nodes);
 	if (f->watch.fd >= 0) {
 		loop_unwatch(f->env.loop, &f->watch);
 		/* The last close: the kernel removes /dev/tpmrmN and /dev/tpmN. */
 		close(f->watch.fd);
 	}
-	uevent_listener_close(f->uevents);
 	free(f);
 }
 
@@ -306,22 +266,18 @@ static int proxy_front_open(struct front **out, const struct front_env *env)
 	f->tpm2 = env->cfg->tpm2;
 	f->watch.fd = -1;
 	f->watch.fn = proxy_event;
-	f->ready_timer.fd = -1;
 	core_client_init(&f->client, env->core, "vtpm-proxy");
 	/* The driver's SetLocality is ours to answer (a client cannot send it: the kernel refuses). */
 	f->client.inband_locality = true;
+	f->client.kernel_driver = true;
 	/* Listening first: the device's uevents may come as soon as the fd is served. */
-	ret = uevent_listener_open(&f->uevents, env->loop, proxy_uevent, proxy_uevents_lost, f);
-	if (ret < 0) {
-		log_errno(LOG_ERR, -ret, "vtpm-proxy: cannot listen to kernel uevents");
+	ret = node_wait_open(&f->nodes, env->loop, "vtpm-proxy", PROXY_READY_TIMEOUT_MSEC, &proxy_node_ops, f);
+	if (ret < 0)
 		goto fail;
-	}
-	ret = loop_timer_create(env->loop, &f->ready_timer, proxy_ready_timeout);
-	if (ret < 0 || (ret = loop_timer_arm(&f->ready_timer, PROXY_READY_TIMEOUT_MSEC)) < 0) {
-		log_errno(LOG_ERR, -ret, "vtpm-proxy: timer");
-		goto fail;
-	}
 	ret = proxy_new_device(f);
+	if (ret < 0)
+		goto fail;
+	ret = proxy_wait_nodes(f);
 	if (ret < 0)
 		goto fail;
 	ret = loop_watch(env->loop, &f->watch, EPOLLIN);

@@ -460,3 +460,36 @@ def _(ctx):
     d.wait_ready()
     check(sorted(f for f in os.listdir(ctx.tmp) if f.endswith('~')) == [],
           'temporary socket names left behind')
+
+
+def _set_locality_inband(loc, tag=0x8002, short=False):
+    """The vtpm-proxy driver's in-band SetLocality (0x20001000): tag, size 11, one byte."""
+    body = b'' if short else bytes([loc])
+    return struct.pack('>HII', tag, 10 + len(body), 0x20001000) + body
+
+
+@test('core/inband-set-locality',
+      xfail_swtpm=('rc', 'a locality of 5 is refused with 0x107, not TPM_RC_LOCALITY (0x907)'))
+def _(ctx):
+    """--locality allow-set-locality: the in-band SetLocality is answered by
+    the daemon (libtpms never sees it) and sets the locality of the data
+    channel's later commands: PCR 17 can be extended at locality 3, not 0
+    (TPM_RC_LOCALITY 0x907).  A locality of 5 is refused with
+    TPM_RC_LOCALITY and changes nothing; a request without its byte gets
+    TPM_RC_INSUFFICIENT."""
+    d = ctx.start(extra=['--locality', 'allow-set-locality'])
+    with d.data() as c:
+        def rc(cmd):
+            return tpm2.parse_header(c.transact(cmd))[2]
+        check(rc(tpm2.pcr_extend(17)) == 0x907, 'PCR 17 extended at the default locality 0')
+        check(rc(_set_locality_inband(3)) == 0, 'SetLocality(3) refused')
+        check(rc(tpm2.pcr_extend(17)) == 0, 'PCR 17 not extended after SetLocality(3)')
+        check(rc(_set_locality_inband(0, tag=0x8001)) == 0, 'SetLocality(0) with tag NO_SESSIONS refused')
+        check(rc(tpm2.pcr_extend(17)) == 0x907, 'PCR 17 extended after SetLocality(0)')
+        check(rc(_set_locality_inband(3)) == 0, 'SetLocality(3) refused')
+        r = rc(_set_locality_inband(5))
+        check(r == 0x907, 'SetLocality(5): rc 0x%x, expected TPM_RC_LOCALITY 0x907' % r, 'rc')
+        check(rc(tpm2.pcr_extend(17)) == 0, 'a refused SetLocality(5) changed the locality')
+        r = rc(_set_locality_inband(0, short=True))
+        check(r == 0x9a, 'SetLocality without its byte: rc 0x%x, expected TPM_RC_INSUFFICIENT 0x9a' % r)
+        check(rc(tpm2.get_random(8)) == 0, 'GetRandom after the in-band requests')

@@ -40,8 +40,6 @@ PT_MAX=90	# seconds for SeaBIOS to reach its boot stage under nested TCG
 
 vm_host() { vm_cuse_host; }
 
-vt_dt() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.1f", b - a }'; }
-
 # pt_reader STOPFILE: tpm2_pcrread on the device until STOPFILE exists;
 # counts in /tmp/reader.{ok,uninit,bad}, the first bad output in
 # /tmp/reader.badout
@@ -63,9 +61,7 @@ pt_reader() {
 vm_guest() {
 	dev=/dev/$PT_NAME
 	Z=0000000000000000000000000000000000000000000000000000000000000000
-	SEP=$(printf '\377\377\377\377' | sha256sum | cut -c1-64)
-	# shellcheck disable=SC2059 # the format string is the \xHH bytes
-	PCR0_SEABIOS=$(printf "$(echo "$Z$SEP" | sed 's/../\\x&/g')" | sha256sum | cut -c1-64 | tr a-f A-F)
+	PCR0_SEABIOS=$(vt_seabios_pcr0)
 	vt_info "$(qemu-system-x86_64 --version | head -n 1)"
 
 	mkdir -p /tmp/st
@@ -98,26 +94,7 @@ vm_guest() {
 		lpid=$!
 		sleep 0.3
 	fi
-	q0=$(vt_now)
-	qemu-system-x86_64 -accel tcg -display none -m 64 -nodefaults -serial none -monitor none \
-		-tpmdev passthrough,id=tpm0,path=$dev,cancel-path=/dev/null -device tpm-tis,tpmdev=tpm0 \
-		-chardev file,id=dbg,path=/tmp/seabios.log -device isa-debugcon,iobase=0x402,chardev=dbg \
-		>/tmp/nested.out 2>&1 &
-	qpid=$!
-	tbios="" tboot="" el=0
-	while :; do
-		sleep 0.2
-		el=$(vt_dt "$q0" "$(vt_now)")
-		if [ -z "$tbios" ] && grep -q 'SeaBIOS (version' /tmp/seabios.log 2>/dev/null; then tbios=$el; fi
-		if grep -qE 'Booting from|No bootable' /tmp/seabios.log 2>/dev/null; then tboot=$el; break; fi
-		kill -0 $qpid 2>/dev/null || break
-		awk -v e="$el" -v m="$PT_MAX" 'BEGIN { exit !(e >= m) }' && break
-	done
-	qalive=no
-	kill -0 $qpid 2>/dev/null && qalive=yes
-	kill $qpid 2>/dev/null; sleep 0.5
-	kill -0 $qpid 2>/dev/null && kill -9 $qpid 2>/dev/null
-	wait $qpid 2>/dev/null
+	vt_nested_boot $dev $PT_MAX
 	if [ "$VM_VARIANT" = concurrent ]; then
 		touch /tmp/reader.stop
 		wait $rpid
@@ -133,24 +110,7 @@ vm_guest() {
 			vt_fail concurrent-reader "$ok ok, $un before Startup, $bad bad; first bad: $(tr '\n' ' ' </tmp/reader.badout 2>/dev/null | cut -c1-250)"
 		fi
 	fi
-	vt_info "nested qemu stderr: $(tr '\n' '|' </tmp/nested.out | cut -c1-400)"
-	if [ -n "$tboot" ]; then
-		vt_pass seabios-boot "first SeaBIOS output t+${tbios:-?} s, '$(grep -m 1 -o -E 'Booting from|No bootable' /tmp/seabios.log)' t+$tboot s"
-	elif [ $qalive = no ]; then
-		vt_fail seabios-boot "nested qemu exited after $el s: $(tr '\n' '|' </tmp/nested.out | cut -c1-300)"
-	else
-		vt_fail seabios-boot "SeaBIOS did not reach its boot stage in $PT_MAX s (first output t+${tbios:-?} s)"
-	fi
-	# QEMU probes before SeaBIOS's Startup ("errcode: 0x100" is expected);
-	# a broken response is "invalid response packet" or similar
-	if grep -qiE 'invalid response|unexpected response size|Could not (read|write)' /tmp/nested.out; then
-		vt_fail qemu-tpm-responses "$(grep -iE 'invalid response|unexpected response size|Could not (read|write)' /tmp/nested.out | head -n 2 | tr '\n' ' ')"
-	else
-		vt_pass qemu-tpm-responses "no broken TPM response reported by the nested QEMU"
-	fi
-	if grep -qiE 'TPM.*(fail|error)|tpm_.*fail' /tmp/seabios.log; then
-		vt_info "SeaBIOS TPM messages: $(grep -iE 'tpm' /tmp/seabios.log | head -n 5 | tr '\n' '|')"
-	fi
+	vt_nested_results $PT_MAX
 
 	# nested QEMU is gone: PCR 0 over the same device
 	v=$(tpm2_pcrread -T device:$dev sha256:0 2>/tmp/pcr.err | sed -n 's/^ *0 *: *0x\([0-9A-Fa-f]*\).*/\1/p')

@@ -31,7 +31,7 @@
 #                TPM_GetRandom (tools/proxy-raw.c)
 #
 # Results a swtpm row may carry as "SKIP ... XFAIL swtpm: ...": only checks
-# that swtpm was seen failing in this run (pb_xfail), never for ours.
+# that swtpm was seen failing in this run (vt_xfail_swtpm), never for ours.
 
 VM_DESC="vtpm-proxy front: device line and nodes, tpm2-tools, two instances, restart, closed stdout, --daemon, TPM 1.2, hostile commands"
 VM_DAEMON=guest
@@ -48,13 +48,6 @@ PB_RAND12=00c10000000e0000004600000008
 # the driver's in-band SetLocality(0) (vendor code 0x20001000, tag ST_SESSIONS)
 PB_SETLOC=80020000000b2000100000
 PB_D=00000000000000000000000000000000000000000000000000000000000000a5
-
-# pb_xfail CHECK WHY: CHECK failed.  For swtpm, where the check is a known
-# defect, a SKIP marked XFAIL; for ours a FAIL
-pb_xfail() {
-	if [ "$VT_DAEMON" = swtpm ]; then vt_skip "$1" "XFAIL swtpm: $2"
-	else vt_fail "$1" "$2"; fi
-}
 
 # pb_nodes CHECK N VERSION: /dev/tpmN (and /dev/tpmrmN for VERSION 2)
 # existed when the device line had been read (VT_PROXY_AT_LINE); if not,
@@ -75,7 +68,7 @@ pb_nodes() {
 	for _x in $_want; do
 		vt_wait_path "/dev/$_x" 20 || { vt_fail "$1" "no /dev/$_x 20 s after the line"; return 1; }
 	done
-	pb_xfail "$1" "prints the line before the kernel made the nodes:$_miss missing when it was read, there $(awk -v a="$_t" -v b="$(vt_now)" 'BEGIN { printf "%.2f", b - a }') s later"
+	vt_xfail_swtpm "$1" "prints the line before the kernel made the nodes:$_miss missing when it was read, there $(awk -v a="$_t" -v b="$(vt_now)" 'BEGIN { printf "%.2f", b - a }') s later"
 }
 
 # pb_serves CHECK PID DEV: the daemon PID runs and TPM2_GetRandom(8) on DEV answers
@@ -203,8 +196,8 @@ pb_hostile() {
 	case $o in
 	"write=6 read=10 rc=0x00000000 "*) vt_fail short-command "a 6-byte command answered success: $o" ;;
 	"write=6 read=10 rc="*) vt_pass short-command "an error response: $o" ;;
-	hang=*) pb_xfail short-command "no answer within 10 s to a 6-byte command, the daemon was SIGKILLed: $o" ;;
-	*) pb_xfail short-command "$o" ;;
+	hang=*) vt_xfail_swtpm short-command "no answer within 10 s to a 6-byte command, the daemon was SIGKILLed: $o" ;;
+	*) vt_xfail_swtpm short-command "$o" ;;
 	esac
 	case $o in
 	hang=*) vt_skip short-command-after "not run: the daemon hung on the 6-byte command and was SIGKILLed" ;;
@@ -245,7 +238,7 @@ pb_closed_stdout() {
 	if vt_alive "$cpid"; then
 		pb_serves closed-stdout-serves "$cpid" "/dev/tpmrm$cn"
 	else
-		pb_xfail closed-stdout-serves "the daemon died after its stdout reader had gone: status $(cat /tmp/c.rc 2>/dev/null) ($(tail -n 1 /tmp/c.err 2>/dev/null))"
+		vt_xfail_swtpm closed-stdout-serves "the daemon died after its stdout reader had gone: status $(cat /tmp/c.rc 2>/dev/null) ($(tail -n 1 /tmp/c.err 2>/dev/null))"
 		vt_skip closed-stdout-exit "not run: the daemon had died"
 		return 0
 	fi
@@ -257,7 +250,7 @@ pb_closed_stdout() {
 	rc=$(cat /tmp/c.rc 2>/dev/null)
 	if [ "$rc" = 0 ] && [ ! -e "/dev/tpm$cn" ]; then vt_pass closed-stdout-exit "exit 0 on SIGTERM, nodes gone"
 	elif [ -z "$rc" ]; then vt_fail closed-stdout-exit "still running 10 s after SIGTERM"; kill -9 "$cpid"
-	elif [ "$rc" != 0 ]; then pb_xfail closed-stdout-exit "exit status $rc on SIGTERM with its stdout reader gone"
+	elif [ "$rc" != 0 ]; then vt_xfail_swtpm closed-stdout-exit "exit status $rc on SIGTERM with its stdout reader gone"
 	else vt_fail closed-stdout-exit "exit 0, but /dev/tpm$cn is still there"; fi
 }
 
@@ -290,7 +283,7 @@ pb_stdout_gone() {
 		_why=""
 		[ $rc -eq 141 ] && _why=" (128 + SIGPIPE)"
 		_said=$(vt_proxy_why g)
-		pb_xfail stdout-gone-serves "the daemon died when its stdout had no reader: exit status $rc$_why, ${gn:+/dev/tpmrm$gn came and went}${gn:-no node made}${_said:+; it said: $_said}"
+		vt_xfail_swtpm stdout-gone-serves "the daemon died when its stdout had no reader: exit status $rc$_why, ${gn:+/dev/tpmrm$gn came and went}${gn:-no node made}${_said:+; it said: $_said}"
 		vt_skip stdout-gone-exit "not run: the daemon had died"
 		return 0
 	fi
