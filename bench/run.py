@@ -381,6 +381,9 @@ class Results:
         "guest": "QEMU emulator backend, from a guest",
         "cuse": "CUSE front /dev/vtpm-NAME, daemon in a guest (TCG); runs = the "
                 "interleaved rounds of one boot (tests/vm/scenarios/cuse-latency.sh)",
+        "proxy": "vtpm-proxy front (/dev/tpmrmN, /dev/tpmN), daemons in a guest (TCG), one "
+                 "at a time; runs = the interleaved rounds of one boot "
+                 "(tests/vm/scenarios/proxy-latency.sh)",
     }
 
     def __init__(self):
@@ -890,6 +893,16 @@ class Bench:
                   "libtpms": "bench/tpmfloor in the same guest",
                   "floor": "echo-cuse + libtpms",
                   "min-daemon": "cuse-echo --libtpms: the echo running libtpms"}
+    # proxy-latency's subjects: row subject -> the guest check's suffix
+    # (checks CMD-NODE-SUFFIX, all in the vtpm-bridge job's guest)
+    PROXY_SUBJECTS = {"echo-proxy": "echo", "min-daemon": "min", "swtpm": "swtpm", "ours": "ours"}
+    PROXY_NODES = [("tpmrm", "/dev/tpmrmN"), ("tpm", "/dev/tpmN")]
+    PROXY_NOTES = {"echo-proxy": "tests/vm/tools/proxy-echo.c: canned responses, the kernel's "
+                                 "round trip alone",
+                   "min-daemon": "proxy-echo --libtpms: the echo running libtpms",
+                   "swtpm": "swtpm chardev --vtpm-proxy, same guest"}
+    # a FAIL of these checks of proxy-latency concerns only its own row
+    PROXY_OWN_CHECKS = re.compile(r"(getrandom|pcrextend)-(tpmrm|tpm)-\w+|(start|exit)-\w+")
 
     def guest_rows(self):
         rows = {s: self.res.row("guest", self.GUEST_NAME, s, "us",
@@ -907,14 +920,33 @@ class Bench:
                 for cmd, label in CUSE_CMDS
                 for s in ("echo-cuse", "libtpms", "floor", "min-daemon", "swtpm", "ours")}
 
+    def proxy_rows(self):
+        rows = {}
+        for node, dev in self.PROXY_NODES:
+            for cmd, label in CUSE_CMDS:
+                name = f"{dev} {label}"
+                ref = {"swtpm": f"proxy/{name}/swtpm", "echo": f"proxy/{name}/echo-proxy",
+                       "min": f"proxy/{name}/min-daemon"}
+                rt = {"echo-proxy": [], "min-daemon": [ref["echo"]], "swtpm": [ref["echo"]],
+                      "ours": [ref["swtpm"], ref["echo"], ref["min"]]}
+                for s in self.PROXY_SUBJECTS:
+                    rows[(node, cmd, s)] = self.res.row("proxy", name, s, "us", ratio_to=rt[s],
+                                                        note=self.PROXY_NOTES.get(s, ""))
+        return rows
+
     @staticmethod
-    def guest_text(out, log, job, d, check):
+    def guest_text(out, log, job, d, check, own=None):
         """The text of guest check CHECK of JOB with daemon D.  The harness
         prints a PASS without its text: it is in the job's result channel,
         results.raw.  ToolError with the first FAIL of that job (or of no
-        daemon: host tools, kernel) if there is one or the PASS is missing."""
+        daemon: host tools, kernel) if there is one or the PASS is missing;
+        own: a regex of that job's checks whose FAIL concerns only the
+        check itself (the other subjects' rows of one guest)."""
+        def theirs(l):
+            m = re.match(rf"FAIL vm/{re.escape(job)}/(\S+) \(", l)
+            return bool(own and m and m[1] != check and own.fullmatch(m[1]))
         fails = [l for l in out.splitlines() if l.startswith("FAIL") and
-                 (l.startswith(f"FAIL vm/{job}/") and f" ({d}):" in l or
+                 (l.startswith(f"FAIL vm/{job}/") and f" ({d}):" in l and not theirs(l) or
                   not re.search(r" \((swtpm|vtpm-bridge)\):", l))]
         text = None
         try:
@@ -930,23 +962,35 @@ class Bench:
         return text
 
     def run_guest(self):
-        """tests/vm scenarios qemu-latency and cuse-latency in one run.sh,
-        one job at a time (--jobs 1: they do not share the CPUs).
+        """tests/vm scenarios qemu-latency, cuse-latency and proxy-latency
+        in one run.sh, one job at a time (--jobs 1: they do not share the
+        CPUs).
         qemu-latency, once per daemon: in a Debian guest, tools/tpm-lat.c
         times 500 TPM2_GetRandom(16) on /dev/tpm0 (tpm-crb, -tpmdev
         emulator, the daemon on the host started as libvirt does).
         cuse-latency, ours only (Debian's swtpm has no CUSE): in one guest,
         GetRandom and PCR_Extend on our /dev/vtpm-NAME, on a CUSE echo
         device, on that device running libtpms (min-daemon) and through
-        libtpms in process, three interleaved rounds."""
+        libtpms in process, three interleaved rounds.
+        proxy-latency, in the vtpm-bridge job's guest (its swtpm job is a
+        SKIP): GetRandom and PCR_Extend on /dev/tpmrmN and /dev/tpmN of
+        `chardev --vtpm-proxy` for ours and Debian's swtpm, and of a
+        vtpm-proxy echo (plain and running libtpms), one TPM at a time,
+        three interleaved rounds."""
         rows = self.guest_rows()
         crows = self.cuse_rows()
+        prows = self.proxy_rows()
         daemons = [s for s in ("swtpm", "ours") if not self.subject_rows_na([rows[s]], s)]
         for (_, s), r in crows.items():
             if s == "swtpm":
                 r.fail(self.unavailable.get("swtpm", "Debian's swtpm has no CUSE front"))
             elif "ours" in self.unavailable:
                 r.fail(f"no guest: ours is n/a ({self.unavailable['ours']})")
+        for r in prows.values():
+            if "ours" in self.unavailable:
+                r.fail(f"no guest: ours is n/a ({self.unavailable['ours']})")
+            elif r.subject == "swtpm" and "swtpm" in self.unavailable:
+                r.fail(self.unavailable["swtpm"])
         if "ours" in self.unavailable:
             rows["share"].fail(self.unavailable["ours"])
         if not daemons:
@@ -958,7 +1002,7 @@ class Bench:
                 os.path.dirname(self.subjects["ours"]), "--jobs", "1"]
         for s in daemons:
             argv += ["--daemon", self.VM_DAEMONS[s]]
-        argv += ["qemu-latency", "cuse-latency"]
+        argv += ["qemu-latency", "cuse-latency", "proxy-latency"]
         with open(os.path.join(self.out, "vm.stderr"), "w") as err:
             try:
                 p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=err, text=True,
@@ -989,6 +1033,34 @@ class Bench:
                 rows["share"].fail("no rtt/unix same-CPU GetRandom(16)/ours row")
         if "ours" in daemons:
             self.cuse_results(out, log, crows)
+            self.proxy_results(out, log, prows)
+
+    @staticmethod
+    def tpm_lat_rounds(text):
+        """[(median, p99, n)] of a check text of tpm-lat lines joined by " | "."""
+        rounds = []
+        for part in text.split(" | "):
+            m = Bench.TPM_LAT.fullmatch(part)
+            if not m:
+                raise ValueError(f"not a tpm-lat line: {part[:80]}")
+            rounds.append((float(m[2]), float(m[3]), int(m[1])))
+        return rounds
+
+    def proxy_results(self, out, log, prows):
+        """proxy-latency's rounds into the proxy rows (one add() per round)."""
+        for (node, cmd, s), r in prows.items():
+            if r.failures:
+                continue
+            check = f"{cmd}-{node}-{self.PROXY_SUBJECTS[s]}"
+            try:
+                text = self.guest_text(out, log, "proxy-latency", "vtpm-bridge", check,
+                                       own=self.PROXY_OWN_CHECKS)
+                rounds = self.tpm_lat_rounds(text)
+            except (ToolError, ValueError) as e:
+                r.fail(str(e))
+                continue
+            for med, p99, n in rounds:
+                r.add(med, p99, n)
 
     def cuse_results(self, out, log, crows):
         """cuse-latency's rounds into the cuse rows (one add() per round);
@@ -1045,8 +1117,9 @@ class Bench:
             block("state blobs", self.run_state, run)
             block(f"{c['scale_n']} instances", self.run_scale, run)
         self.derive_floor_rtt()
-        self.log("guest: tests/vm/run.sh qemu-latency cuse-latency (one boot per daemon, "
-                 "one for our CUSE front, ~35 s)")
+        self.log("guest: tests/vm/run.sh qemu-latency cuse-latency proxy-latency (one boot "
+                 "per daemon, one for our CUSE front, one for both vtpm-proxy daemons; "
+                 "~2 min)")
         self.noise.settle("guest")
         self.run_guest()
         self.elapsed = time.monotonic() - t0
@@ -1111,6 +1184,13 @@ def targets(res, cfg):
     for _, label in CUSE_CMDS:
         t(f"CUSE in a guest: {label} <= 1.10 x floor (CUSE echo + libtpms, same guest)",
           f"cuse/{label}/ours", f"cuse/{label}/floor", 1.10)
+    for _, dev in Bench.PROXY_NODES:
+        for _, label in CUSE_CMDS:
+            n = f"proxy/{dev} {label}"
+            t(f"vtpm-proxy in a guest: {dev} {label} <= 1.05 x swtpm (same guest)",
+              f"{n}/ours", f"{n}/swtpm", 1.05)
+            t(f"  (bench) vtpm-proxy in a guest: {dev} {label} <= 1.05 x min-daemon",
+              f"{n}/ours", f"{n}/min-daemon", 1.05)
     return out
 
 

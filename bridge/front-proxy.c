@@ -110,7 +110,7 @@ static void proxy_command_done(void *arg, const uint8_t *resp, size_t len)
 	}
 	proxy_write(f, resp, len);
 	if (!f->gone)
-		loop_watch(f->env.loop, &f->watch, EPOLLIN);
+		loop_watch(f->env.loop, &f->watch, EPOLLIN);	/* a no-op unless the fd was paused */
 }
 
 static void proxy_event(struct loop_watch *watch, uint32_t events)
@@ -124,8 +124,17 @@ static void proxy_event(struct loop_watch *watch, uint32_t events)
 		proxy_hangup(f);
 		return;
 	}
-	if (f->busy)
+	if (f->busy) {
+		/*
+		 * Only after a kernel timeout: a newer command waits.  It is not
+		 * read before the late response is written, and level-triggered
+		 * EPOLLIN must not spin meanwhile.  (Normally the kernel sends
+		 * nothing while a command is out, and the watch never changes:
+		 * no epoll_ctl per command.)
+		 */
+		loop_watch(f->env.loop, &f->watch, 0);
 		return;
+	}
 	/* Blocking fd (the driver ignores O_NONBLOCK), read only when EPOLLIN said a command waits. */
 	n = read(watch->fd, f->buf, sizeof(f->buf));
 	if (n < 0) {
@@ -146,8 +155,6 @@ static void proxy_event(struct loop_watch *watch, uint32_t events)
 		return;
 	}
 	f->busy = true;
-	/* No more reads until this command is answered. */
-	loop_watch(f->env.loop, &f->watch, 0);
 	core_submit(&f->client, f->buf, (size_t)n, proxy_command_done, f);
 }
 
