@@ -119,7 +119,7 @@ vm_guest() {
 	elif [ -z "$v" ]; then
 		vt_fail pcr0 "tpm2_pcrread failed: $(tail -n 2 /tmp/pcr.err | tr '\n' ' ')"
 	elif [ "$v" = "$Z" ]; then
-		vt_fail pcr0 "PCR0 is zero: SeaBIOS measured nothing into this TPM"
+		vt_fail pcr0 "PCR0 is zero: SeaBIOS measured nothing into this TPM; SeaBIOS's TPM lines: $(grep -i 'tpm' /tmp/seabios.log | tail -n 6 | tr '\n' '|' | cut -c1-400)"
 	else
 		vt_fail pcr0 "PCR0 sha256=$v, expected $PCR0_SEABIOS (SeaBIOS's separator alone)"
 	fi
