@@ -139,11 +139,14 @@ static int cli_endpoint(const char *opt, char *list, struct cli_endpoint *ep, bo
 	char *key, *value;
 	unsigned long v;
 
+	bool type_set = false;
+
 	ep->set = true;
 	ep->fd = ep->clientfd = -1;
 	while (cli_next_kv(&list, &key, &value)) {
 		if (!strcmp(key, "type") && value && (!strcmp(value, "tcp") || !strcmp(value, "unixio"))) {
 			ep->tcp = !strcmp(value, "tcp");
+			type_set = true;
 		} else if (!strcmp(key, "path") && value && *value) {
 			ep->path = value;
 		} else if (!strcmp(key, "port") && value) {
@@ -180,11 +183,30 @@ static int cli_endpoint(const char *opt, char *list, struct cli_endpoint *ep, bo
 			return cli_error(opt, "unknown or malformed parameter '%s'", key);
 		}
 	}
+	/* swtpm's --server is TCP unless type= says otherwise; a path= can only mean unixio. */
+	if (!is_ctrl && !type_set && !ep->path)
+		ep->tcp = true;
+	/* type=tcp without port= or fd=: swtpm takes the leading digits of $TPM_PORT. */
+	if (!is_ctrl && ep->tcp && !ep->port_set && ep->fd < 0 && getenv("TPM_PORT")) {
+		const char *env = getenv("TPM_PORT");
+		char digits[8];
+		size_t n = strspn(env, "0123456789");
+
+		if (n > 0 && n < sizeof(digits)) {
+			memcpy(digits, env, n);
+			digits[n] = '\0';
+			if (cli_number(digits, 10, 65535, &v) == 0 && v) {
+				ep->port = (uint16_t)v;
+				ep->port_set = true;
+			}
+		}
+	}
 	if (ep->clientfd >= 0 && ep->tcp)
 		return cli_error(opt, "%s", "clientfd= needs type=unixio");
 	if (ep->fd < 0 && ep->clientfd < 0) {
 		if (ep->tcp && !ep->port_set)
-			return cli_error(opt, "%s", "type=tcp needs port= or fd=");
+			return cli_error(opt, "%s", is_ctrl ? "type=tcp needs port= or fd="
+							     : "type=tcp needs port=, fd= or $TPM_PORT");
 		if (!ep->tcp && !ep->path)
 			return cli_error(opt, "%s", "type=unixio needs path=, fd= or clientfd=");
 	}
@@ -284,6 +306,10 @@ static int cli_log(char *list, struct cli_config *cfg)
 			cfg->log_level = (int)v;
 		} else if (!strcmp(key, "truncate") && !value) {
 			cfg->log_truncate = true;
+		} else if (!strcmp(key, "prefix") && value && *value) {
+			if (strlen(value) > 256)
+				return cli_error("--log", "%s", "prefix= is longer than 256 bytes");
+			cfg->log_prefix = value;
 		} else {
 			return cli_error("--log", "unknown or malformed parameter '%s'", key);
 		}
@@ -337,7 +363,7 @@ static int cli_port(const char *value, struct cli_config *cfg)
 {
 	unsigned long v;
 
-	if (cli_number(value, 10, 65535, &v) < 0 || v == 0)
+	if (cli_number(value, 0, 65535, &v) < 0 || v == 0)
 		return cli_error("--port", "'%s' is not a port number", value);
 	cfg->server = (struct cli_endpoint){ .set = true, .tcp = true, .port = (uint16_t)v,
 					     .port_set = true, .fd = -1, .clientfd = -1,
@@ -672,8 +698,10 @@ void cli_usage(const char *prog)
 	       "  --server type=unixio,path=PATH[,mode=..] | fd=N\n"
 	       "  --server type=tcp,port=N[,bindaddr=127.0.0.1][,disconnect] | fd=N\n"
 	       "                         a listening data channel (TPM commands); without it,\n"
-	       "                         the data channel comes by CMD_SET_DATAFD\n"
-	       "  -p, --port N           same as --server type=tcp,port=N,disconnect\n"
+	       "                         the data channel comes by CMD_SET_DATAFD. Without type=\n"
+	       "                         it is TCP (unixio with a path=); type=tcp without port=\n"
+	       "                         or fd= takes $TPM_PORT\n"
+	       "  -p, --port N           same as --server type=tcp,port=N,disconnect (N in C bases)\n"
 	       "  --flags [not-need-init][,startup-clear|startup-state|startup-deactivated|startup-none]\n"
 	       "          [,disable-auto-shutdown]\n"
 	       "                         start the TPM at once (no CMD_INIT needed); send Startup;\n"
@@ -684,7 +712,8 @@ void cli_usage(const char *prog)
 	       "                         lock once the volatile state has been fetched\n"
 	       "  -t, --terminate        exit when the data channel closes\n"
 	       "  --pid file=PATH | fd=N write the process ID once ready\n"
-	       "  --log file=PATH | fd=N[,level=N][,truncate]\n"
+	       "  --log file=PATH | fd=N[,level=N][,prefix=P][,truncate]\n"
+	       "                         file=- logs nothing; P goes verbatim before every message\n"
 	       "  -d, --daemon           detach; the starting process exits once the daemon is\n"
 	       "                         ready (its channels listen, its devices exist)\n"
 	       "  -r, --runas USER       drop to USER once the channels and devices are open\n"

@@ -76,10 +76,11 @@ struct cli_config {
 	bool disable_auto_shutdown;
 	const char *pid_file;
 	int pid_fd;
-	const char *log_file;
+	const char *log_file;		/* "-": no logging at all, as swtpm's */
 	int log_fd;
 	int log_level;			/* swtpm's level=N; 0 when not given */
 	bool log_truncate;
+	const char *log_prefix;		/* --log prefix=: before every message, verbatim */
 	bool terminate;
 	bool daemon;			/* socket: -d; cuse: unless -f (as swtpm cuse) */
 	bool reject_locality_4;

@@ -8,6 +8,7 @@
 
 static int log_fd = STDERR_FILENO;
 static int log_max = LOG_INFO;
+static const char *log_prefix = "";
 
 void log_setup(int fd, int level)
 {
@@ -15,6 +16,11 @@ void log_setup(int fd, int level)
 	log_max = level;
 	if (fd < 0)
 		openlog("vtpm-bridge", LOG_PID | LOG_NDELAY, LOG_DAEMON);
+}
+
+void log_set_prefix(const char *prefix)
+{
+	log_prefix = prefix ? prefix : "";
 }
 
 int log_level(void)
@@ -25,11 +31,16 @@ int log_level(void)
 static void log_emit(int prio, const char *fmt, va_list ap, int err)
 {
 	char line[1024];
-	int n;
+	int n, m;
 
-	n = vsnprintf(line, sizeof(line), fmt, ap);
-	if (n < 0)
+	/* The command line bounds the prefix; the message keeps at least half the line. */
+	n = snprintf(line, sizeof(line) / 2, "%s", log_prefix);
+	if (n < 0 || (size_t)n >= sizeof(line) / 2)
+		n = 0;
+	m = vsnprintf(line + n, sizeof(line) - (size_t)n, fmt, ap);
+	if (m < 0)
 		return;
+	n += m;
 	if ((size_t)n >= sizeof(line))
 		n = sizeof(line) - 1;
 	if (err)

@@ -12,6 +12,8 @@
 
 /* level: a syslog priority; messages above it are dropped. fd < 0: syslog. */
 void log_setup(int fd, int level);
+/* --log prefix=P: written verbatim before every message (swtpm's); NULL for none. */
+void log_set_prefix(const char *prefix);
 int log_level(void);
 void log_msg(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* As log_msg, with ": " and strerror(err) appended (err is a positive errno). */

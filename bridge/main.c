@@ -149,6 +149,12 @@ static int log_open(const struct cli_config *cfg)
 	int level = cfg->log_level >= 2 ? LOG_DEBUG : cfg->log_level == 1 ? LOG_INFO : LOG_WARNING;
 	int fd = STDERR_FILENO;
 
+	log_set_prefix(cfg->log_prefix);
+	if (cfg->log_file && !strcmp(cfg->log_file, "-")) {
+		/* swtpm's file=-: nothing is logged, errors included */
+		log_setup(STDERR_FILENO, -1);
+		return 0;
+	}
 	if (cfg->log_file) {
 		fd = open(cfg->log_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY |
 			  (cfg->log_truncate ? O_TRUNC : 0), 0600);

@@ -11,7 +11,7 @@ import tempfile
 import time
 
 import tpm2
-from harness import (test, check, Fail, Skip, OURS, SWTPM, KINDS, Ctrl, Data, lock_holder, wait_for, define_nv,
+from harness import (test, check, Fail, Skip, free_port_pair, OURS, SWTPM, KINDS, Ctrl, Data, lock_holder, wait_for, define_nv,
                      expect_nv, CMD_GET_CAPABILITY, CMD_SHUTDOWN, CMD_INIT, CMD_STOP, CMD_SET_DATAFD,
                      CMD_SET_BUFFERSIZE, CMD_GET_TPMESTABLISHED, CMD_SET_LOCALITY)
 
@@ -538,3 +538,103 @@ def _(ctx):
         want = ['socket'] + [f for f, node in (('cuse', '/dev/cuse'), ('vtpm-proxy', '/dev/vtpmx'))
                              if os.access(node, os.R_OK | os.W_OK)]
         check(fronts == want, '%s: fronts %r, expected %r' % (' '.join(argv), fronts, want))
+
+
+# ------------------------------------------------------------ forms other managers use (cli-forms.md)
+
+def _tcp_getrandom(port):
+    data = Data.to(('127.0.0.1', port))
+    resp = data.transact(tpm2.get_random(8))
+    check(tpm2.parse_header(resp)[2] == 0, 'GetRandom on 127.0.0.1:%d: %r' % (port, resp.hex()))
+
+
+def _server_form(ctx, server, env_port=None, port_arg=None):
+    """Starts a daemon with the ctrl on a unix socket and the data channel as
+    `server` says; returns the daemon (not waited for: the caller probes)."""
+    env = dict(os.environ)
+    env.pop('TPM_PORT', None)
+    if env_port is not None:
+        env['TPM_PORT'] = env_port
+    st = ctx.mkdir('sf-state')
+    argv = ctx.binary(ctx.kind) + ['--tpm2', '--tpmstate', 'dir=' + st, '--ctrl',
+                                   'type=unixio,path=%s' % ctx.path('sf.ctrl'),
+                                   '--flags', 'not-need-init,startup-clear', '--log', 'file=' + ctx.path('sf.log')]
+    argv += ['--server', server] if server else []
+    argv += ['-p', port_arg] if port_arg else []
+    return ctx.start(argv=argv, env=env, ready=False, ctrl_addr=ctx.path('sf.ctrl'))
+
+
+@test('cmdline/server-port-without-type-is-tcp')
+def _(ctx):
+    """--server port=N (no type=): TCP on 127.0.0.1:N, as swtpm (Proxmox-style forms)."""
+    port = free_port_pair()
+    d = _server_form(ctx, 'port=%d' % port)
+    check(wait_for(lambda: _port_open(port), 5), 'nothing listens on 127.0.0.1:%d' % port)
+    _tcp_getrandom(port)
+    d.check_alive()
+
+
+@test('cmdline/server-tcp-port-from-TPM_PORT')
+def _(ctx):
+    """--server type=tcp without port=: the leading digits of $TPM_PORT."""
+    port = free_port_pair()
+    d = _server_form(ctx, 'type=tcp', env_port='%dabc' % port)
+    check(wait_for(lambda: _port_open(port), 5), 'nothing listens on $TPM_PORT %d' % port)
+    _tcp_getrandom(port)
+    d.check_alive()
+
+
+@test('cmdline/server-tcp-without-any-port-refused')
+def _(ctx):
+    """--server type=tcp with no port=, fd= or $TPM_PORT: exit 1."""
+    d = _server_form(ctx, 'type=tcp')
+    rc = d.wait_exit(10)
+    check(rc == 1, 'exit %s, expected 1' % rc)
+
+
+@test('cmdline/port-option-c-bases')
+def _(ctx):
+    """-p takes C bases (strtoul base 0), as swtpm: -p 0xNNNN."""
+    port = free_port_pair()
+    d = _server_form(ctx, None, port_arg=hex(port))
+    check(wait_for(lambda: _port_open(port), 5), 'nothing listens on 127.0.0.1:%d (-p %s)' % (port, hex(port)))
+    _tcp_getrandom(port)
+    d.check_alive()
+
+
+@test('cmdline/log-prefix-verbatim')
+def _(ctx):
+    """--log ...,level=1,prefix=[id=N] (Proxmox VE's, trailing space kept): every
+    line of the log starts with the prefix.  A start that fails writes one."""
+    st = ctx.mkdir('lp-state')
+    prefix = '[id=1733400000] '
+    r = ctx.run(ctx.binary(ctx.kind) + ['--tpm2', '--tpmstate', 'dir=' + st, '--ctrl',
+                                        'type=unixio,path=%s/missing/ctrl' % ctx.tmp,
+                                        '--log', 'file=%s,level=1,prefix=%s' % (ctx.path('lp.log'), prefix)],
+                timeout=10)
+    check(r.returncode == 1, 'exit %d, expected 1' % r.returncode)
+    with open(ctx.path('lp.log'), errors='replace') as f:
+        lines = [l for l in f.read().splitlines() if l.strip()]
+    check(lines, 'nothing was logged')
+    bad = [l for l in lines if not l.startswith(prefix) and not l.startswith('libtpms')]
+    check(not bad, 'lines without the prefix %r: %r' % (prefix, bad[:3]))
+
+
+@test('cmdline/log-file-dash-logs-nothing')
+def _(ctx):
+    """--log file=-: nothing is logged, errors included; no file named '-'."""
+    st = ctx.mkdir('ld-state')
+    r = ctx.run(ctx.binary(ctx.kind) + ['--tpm2', '--tpmstate', 'dir=' + st, '--ctrl',
+                                        'type=unixio,path=%s/missing/ctrl' % ctx.tmp, '--log', 'file=-'],
+                timeout=10)
+    check(r.returncode == 1, 'exit %d, expected 1' % r.returncode)
+    check(not r.stderr.strip(), 'stderr: %r' % r.stderr[:200])
+    check(not os.path.exists(os.path.join(ctx.tmp, '-')), "a file named '-' was created")
+
+
+def _port_open(port):
+    try:
+        socket.create_connection(('127.0.0.1', port), timeout=0.5).close()
+        return True
+    except OSError:
+        return False
