@@ -102,7 +102,7 @@ struct core {
 	 */
 	bool cancel_pending;
 	struct loop_watch cancel_timer;
-	/* The last INIT, until a command shows the TPM was started (STARTUP_GRACE_MSEC). */
+	/* An INIT happened and the core has not started the TPM for a kernel driver since (STARTUP_GRACE_MSEC). */
 	bool startup_owed;
 	struct timespec reset_at;
 };
@@ -862,6 +862,11 @@ void core_error_response(const struct core *core, uint32_t rc, uint8_t out[10])
 uint32_t core_command_size_rc(const struct core *core)
 {
 	return emu_command_size_rc(core->emu);
+}
+
+uint32_t core_failure_rc(const struct core *core)
+{
+	return emu_not_running_rc(core->emu);
 }
 
 int core_start(struct core *core, bool init, int startup_type)

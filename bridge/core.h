@@ -67,6 +67,8 @@ void core_withdraw(struct core *core, const void *arg);
 uint32_t core_max_command(const struct core *core);
 void core_error_response(const struct core *core, uint32_t rc, uint8_t out[10]);
 uint32_t core_command_size_rc(const struct core *core);
+/* TPM_RC_FAILURE or TPM_FAIL, by the TPM's version: a response a front cannot deliver. */
+uint32_t core_failure_rc(const struct core *core);
 
 /* ---- control operations (the PTM set, front-neutral) ---- */
 

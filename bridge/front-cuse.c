@@ -45,8 +45,8 @@
 #include "loop.h"
 #include "node-wait.h"
 #include "ptm-ioctl.h"
+#include "tpm-frame.h"
 
-#define TPM_HEADER_SIZE		10
 #define CUSE_INIT_TIMEOUT_MSEC	10000	/* the kernel answers CUSE_INIT at once; this is a guard */
 #define CUSE_READY_TIMEOUT_MSEC	10000	/* its uevent was sent before CUSE_INIT's answer returned */
 #define CUSE_RECEIVE_BATCH	64	/* requests per wake-up; the watch is level-triggered */

@@ -35,8 +35,8 @@
 #include "log.h"
 #include "loop.h"
 #include "node-wait.h"
+#include "tpm-frame.h"
 
-#define TPM_HEADER_SIZE		10
 /*
  * Registration needs the answers to a handful of commands (the first
  * starts libtpms); a kernel that never sends its uevent (one outside the
@@ -104,7 +104,7 @@ static void proxy_command_done(void *arg, const uint8_t *resp, size_t len)
 	/* The kernel takes at most its buffer, and needs the header's size to be the length. */
 	if (len < TPM_HEADER_SIZE || len > VTPM_PROXY_BUFSIZE || get_be32(resp + 2) != len) {
 		log_err("vtpm-proxy: a response of %zu bytes does not fit the device; answering an error", len);
-		core_error_response(f->env.core, f->tpm2 ? 0x101 /* TPM_RC_FAILURE */ : 0x09 /* TPM_FAIL */, err);
+		core_error_response(f->env.core, core_failure_rc(f->env.core), err);
 		resp = err;
 		len = sizeof(err);
 	}
