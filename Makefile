@@ -4,6 +4,9 @@ PKG_CONFIG ?= pkg-config
 PREFIX ?= /usr/local
 BINDIR ?= $(PREFIX)/bin
 MANDIR ?= $(PREFIX)/share/man
+LIBEXECDIR ?= $(PREFIX)/libexec
+# A directory whose `swtpm` is vtpm-bridge: put first in a manager's PATH to switch (docs/drop-in.md).
+SWTPM_DIR ?= $(LIBEXECDIR)/vtpm-bridge
 DESTDIR ?=
 BUILD ?= build
 
@@ -116,6 +119,8 @@ install: $(BUILD)/vtpm-bridge
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man8
 	install -m 0755 $(BUILD)/vtpm-bridge $(DESTDIR)$(BINDIR)/vtpm-bridge
 	install -m 0644 docs/vtpm-bridge.8 $(DESTDIR)$(MANDIR)/man8/vtpm-bridge.8
+	install -d $(DESTDIR)$(SWTPM_DIR)
+	ln -sfn $(BINDIR)/vtpm-bridge $(DESTDIR)$(SWTPM_DIR)/swtpm
 
 clean:
 	rm -rf $(BUILD)

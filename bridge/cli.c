@@ -219,11 +219,16 @@ static int cli_tpmstate(char *list, struct cli_config *cfg)
 
 	while (cli_next_kv(&list, &key, &value)) {
 		if (!strcmp(key, "dir") && value && *value) {
-			cfg->state_dir = value;
+			cfg->state_backend = CLI_STATE_DIR;
+			cfg->state_path = value;
 		} else if (!strcmp(key, "backend-uri") && value && !strncmp(value, "dir://", 6) && value[6]) {
-			cfg->state_dir = value + 6;
+			cfg->state_backend = CLI_STATE_DIR;
+			cfg->state_path = value + 6;
+		} else if (!strcmp(key, "backend-uri") && value && !strncmp(value, "file://", 7) && value[7]) {
+			cfg->state_backend = CLI_STATE_FILE;
+			cfg->state_path = value + 7;
 		} else if (!strcmp(key, "backend-uri")) {
-			return cli_error("--tpmstate", "backend-uri '%s' is not supported (only dir://)",
+			return cli_error("--tpmstate", "backend-uri '%s' is not supported (dir:// or file://)",
 					 value ? value : "");
 		} else if (!strcmp(key, "mode")) {
 			if (cli_mode("--tpmstate", value, &cfg->state_mode, &cfg->state_mode_set) < 0)
@@ -641,10 +646,10 @@ int cli_parse(int argc, char **argv, struct cli_config *cfg)
 	if (optind < argc)
 		return cli_error(argv[optind], "%s", "unexpected argument");
 
-	if (!cfg->state_dir)
-		cfg->state_dir = getenv("TPM_PATH");
+	if (!cfg->state_path)
+		cfg->state_path = getenv("TPM_PATH");	/* always a directory, as swtpm's */
 	if (cfg->action == CLI_RUN || cfg->action == CLI_PRINT_STATES) {
-		if (!cfg->state_dir)
+		if (!cfg->state_path)
 			return cli_error("--tpmstate", "%s", "is required (or set TPM_PATH)");
 	}
 	if (cli_check_front(cfg) < 0)

@@ -60,11 +60,18 @@ enum cli_mode {
 	CLI_MODE_CHARDEV,
 };
 
+/* --tpmstate's backend: dir=/backend-uri=dir:// (or TPM_PATH), or backend-uri=file://. */
+enum cli_state_backend {
+	CLI_STATE_DIR,
+	CLI_STATE_FILE,
+};
+
 struct cli_config {
 	enum cli_action action;
 	enum cli_mode mode;
 	bool tpm2;
-	const char *state_dir;
+	enum cli_state_backend state_backend;
+	const char *state_path;		/* the directory, or the file or block device */
 	mode_t state_mode;
 	bool state_mode_set;
 	struct cli_endpoint ctrl, server;

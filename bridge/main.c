@@ -97,7 +97,7 @@ static int print_capabilities(const struct cli_config *cfg)
 static int state_open(struct daemon *d)
 {
 	struct state_dir_config sc = {
-		.path = d->cfg.state_dir,
+		.path = d->cfg.state_path,
 		.mode = d->cfg.state_mode,
 		.mode_set = d->cfg.state_mode_set,
 		.tpm2 = d->cfg.tpm2,
@@ -106,14 +106,14 @@ static int state_open(struct daemon *d)
 	struct stat st;
 	int ret;
 
-	if (stat(d->cfg.state_dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+	if (stat(d->cfg.state_path, &st) < 0 || !S_ISDIR(st.st_mode)) {
 		ret = errno ? -errno : -ENOTDIR;
-		log_errno(LOG_ERR, -ret, "state directory %s", d->cfg.state_dir);
+		log_errno(LOG_ERR, -ret, "state directory %s", d->cfg.state_path);
 		return ret;
 	}
 	ret = state_dir_open(&d->state, &sc);
 	if (ret < 0)
-		log_errno(LOG_ERR, -ret, "state directory %s", d->cfg.state_dir);
+		log_errno(LOG_ERR, -ret, "state directory %s", d->cfg.state_path);
 	return ret;
 }
 
@@ -129,12 +129,12 @@ static int print_states(struct daemon *d)
 	/* As swtpm: listing takes the lock, so it fails while a TPM serves the directory. */
 	ret = state_dir_lock(d->state);
 	if (ret < 0) {
-		log_errno(LOG_ERR, -ret, "cannot lock %s", d->cfg.state_dir);
+		log_errno(LOG_ERR, -ret, "cannot lock %s", d->cfg.state_path);
 		return ret;
 	}
 	ret = emu_list_states(d->state, states, &n);
 	if (ret < 0) {
-		log_errno(LOG_ERR, -ret, "cannot list the states in %s", d->cfg.state_dir);
+		log_errno(LOG_ERR, -ret, "cannot list the states in %s", d->cfg.state_path);
 		return ret;
 	}
 	printf("{ \"type\": \"swtpm\", \"states\": [");
@@ -291,7 +291,7 @@ static void daemon_check_ready(struct daemon *d)
 	}
 	if (d->ready_fd >= 0)
 		detach(d);
-	log_info("ready: serving a TPM %s from %s", d->cfg.tpm2 ? "2.0" : "1.2", d->cfg.state_dir);
+	log_info("ready: serving a TPM %s from %s", d->cfg.tpm2 ? "2.0" : "1.2", d->cfg.state_path);
 }
 
 static void daemon_front_ready(void *arg)
@@ -364,7 +364,7 @@ static int daemon_run(struct daemon *d)
 	 */
 	if (d->cfg.not_need_init && !d->cfg.migration_incoming && emu_lock_storage(d->emu) != 0) {
 		log_err("cannot start the TPM: state directory %s is in use by another process "
-			"(swtpm or vtpm-bridge)", d->cfg.state_dir);
+			"(swtpm or vtpm-bridge)", d->cfg.state_path);
 		return 1;
 	}
 	env.loop = d->loop;
