@@ -140,8 +140,10 @@ FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 FUZZ_DEPS_fuzz_ctrl_msg := bridge/ctrl-msg.c
 FUZZ_DEPS_fuzz_ptm_ioctl := bridge/ptm-ioctl.c
 FUZZ_DEPS_fuzz_state := emulator/state-format.c bridge/log.c
+FUZZ_STATE_SRC := emulator/state-store.c emulator/state-dir.c emulator/state-linear.c emulator/state-format.c
+FUZZ_DEPS_fuzz_linear := $(FUZZ_STATE_SRC) bridge/log.c
 FUZZ_DEPS_fuzz_uevent := bridge/uevent.c bridge/loop.c bridge/log.c $(NL_CFLAGS) $(NL_LIBS)
-FUZZ_DEPS_fuzz_tpm_frame := bridge/tpm-frame.c emulator/tpm.c emulator/state.c emulator/state-format.c bridge/log.c \
+FUZZ_DEPS_fuzz_tpm_frame := bridge/tpm-frame.c emulator/tpm.c $(FUZZ_STATE_SRC) bridge/log.c \
 	$(TPMS_CFLAGS) -ldl
 
 $(BUILD)/fuzz/%: tests/fuzz/%.c $(wildcard bridge/*.[ch] emulator/*.[ch])

@@ -31,7 +31,7 @@
 struct daemon {
 	struct cli_config cfg;
 	int exit_status;
-	struct state_dir *state;
+	struct state_store *state;
 	struct emu *emu;
 	struct loop *loop;
 	struct core *core;
@@ -87,7 +87,8 @@ static int print_capabilities(const struct cli_config *cfg)
 
 	printf("{ \"type\": \"swtpm\", \"features\": [ \"tpm-1.2\", \"tpm-2.0\", \"flags-opt-startup\", "
 	       "\"flags-opt-disable-auto-shutdown\", \"ctrl-opt-terminate\", \"cmdarg-print-states\", "
-	       "\"cmdarg-migration\", \"nvram-backend-dir\"%s ], \"fronts\": [ \"socket\"%s%s ], "
+	       "\"cmdarg-migration\", \"nvram-backend-dir\", \"nvram-backend-file\"%s ], "
+	       "\"fronts\": [ \"socket\"%s%s ], "
 	       "\"version\": \"%s\" }\n",
 	       cfg->tpm2 ? ", \"rsa-keysize-1024\", \"rsa-keysize-2048\", \"rsa-keysize-3072\"" : "",
 	       cuse ? ", \"cuse\"" : "", proxy ? ", \"vtpm-proxy\"" : "", VTPM_BRIDGE_VERSION);
@@ -96,45 +97,36 @@ static int print_capabilities(const struct cli_config *cfg)
 
 static int state_open(struct daemon *d)
 {
-	struct state_dir_config sc = {
+	struct state_config sc = {
+		.backend = d->cfg.state_backend == CLI_STATE_FILE ? STATE_BACKEND_FILE : STATE_BACKEND_DIR,
 		.path = d->cfg.state_path,
 		.mode = d->cfg.state_mode,
 		.mode_set = d->cfg.state_mode_set,
 		.tpm2 = d->cfg.tpm2,
 		.fsync = true,
 	};
-	struct stat st;
 	int ret;
 
-	if (stat(d->cfg.state_path, &st) < 0 || !S_ISDIR(st.st_mode)) {
-		ret = errno ? -errno : -ENOTDIR;
-		log_errno(LOG_ERR, -ret, "state directory %s", d->cfg.state_path);
+	ret = state_store_open(&d->state, &sc);
+	if (ret < 0) {
+		log_errno(LOG_ERR, -ret, "--tpmstate %s", d->cfg.state_path);
 		return ret;
 	}
-	ret = state_dir_open(&d->state, &sc);
-	if (ret < 0)
-		log_errno(LOG_ERR, -ret, "state directory %s", d->cfg.state_path);
-	return ret;
+	return state_store_check(d->state);
 }
 
 static int print_states(struct daemon *d)
 {
-	struct emu_state_info states[3];
+	struct state_info states[STATE_LINEAR_SLOTS];
 	size_t n;
 	int ret;
 
 	ret = state_open(d);
 	if (ret < 0)
 		return ret;
-	/* As swtpm: listing takes the lock, so it fails while a TPM serves the directory. */
-	ret = state_dir_lock(d->state);
+	ret = state_list(d->state, states, &n);
 	if (ret < 0) {
-		log_errno(LOG_ERR, -ret, "cannot lock %s", d->cfg.state_path);
-		return ret;
-	}
-	ret = emu_list_states(d->state, states, &n);
-	if (ret < 0) {
-		log_errno(LOG_ERR, -ret, "cannot list the states in %s", d->cfg.state_path);
+		log_errno(LOG_ERR, -ret, "cannot list the states in %s", state_store_name(d->state));
 		return ret;
 	}
 	printf("{ \"type\": \"swtpm\", \"states\": [");
@@ -291,7 +283,7 @@ static void daemon_check_ready(struct daemon *d)
 	}
 	if (d->ready_fd >= 0)
 		detach(d);
-	log_info("ready: serving a TPM %s from %s", d->cfg.tpm2 ? "2.0" : "1.2", d->cfg.state_path);
+	log_info("ready: serving a TPM %s from %s", d->cfg.tpm2 ? "2.0" : "1.2", state_store_name(d->state));
 }
 
 static void daemon_front_ready(void *arg)
@@ -362,10 +354,15 @@ static int daemon_run(struct daemon *d)
 	 * dir in use fails it now, before anything listens.  (libtpms itself
 	 * loads when the TPM is first used.)
 	 */
-	if (d->cfg.not_need_init && !d->cfg.migration_incoming && emu_lock_storage(d->emu) != 0) {
-		log_err("cannot start the TPM: state directory %s is in use by another process "
-			"(swtpm or vtpm-bridge)", d->cfg.state_path);
-		return 1;
+	if (d->cfg.not_need_init && !d->cfg.migration_incoming) {
+		ret = state_lock(d->state);
+		if (ret == -EAGAIN)
+			log_err("cannot start the TPM: %s is in use by another process "
+				"(swtpm or vtpm-bridge)", state_store_name(d->state));
+		else if (ret < 0)
+			log_err("cannot start the TPM from %s", state_store_name(d->state));
+		if (ret < 0)
+			return 1;
 	}
 	env.loop = d->loop;
 	env.core = d->core;
@@ -408,7 +405,7 @@ static void daemon_cleanup(struct daemon *d)
 	if (d->signals.fd > 0)
 		close(d->signals.fd);
 	loop_destroy(d->loop);
-	state_dir_close(d->state);
+	state_store_close(d->state);
 	if (d->pid_file_written)
 		unlink(d->cfg.pid_file);
 }
@@ -438,7 +435,7 @@ int main(int argc, char **argv)
 		break;
 	case CLI_PRINT_STATES:
 		rc = log_open(&d.cfg) < 0 || print_states(&d) < 0 ? 1 : 0;
-		state_dir_close(d.state);
+		state_store_close(d.state);
 		break;
 	default:
 		rc = log_open(&d.cfg) < 0 ? 1 : daemon_run(&d);

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * The TPM state: swtpm's on-disk format (../shared/spec/state-files.md),
- * the state directory with its lock, and the control-channel blob format.
+ * The TPM state: swtpm's on-disk formats (../shared/spec/state-files.md,
+ * state-file-backend.md), the two storage backends behind one interface,
+ * and the control-channel blob format.
  *
  * Only emulator/ includes this.  All functions return 0 or -errno.
  */
@@ -44,48 +45,101 @@ int state_blob_encode(const uint8_t *payload, size_t len, uint8_t **out, size_t 
  */
 int state_blob_decode(const uint8_t *blob, size_t len, uint32_t req_flags, const uint8_t **payload, size_t *payload_len);
 
-/* ---- the state directory ---- */
+/*
+ * swtpm's linear file (../shared/spec/state-file-backend.md section 2): a
+ * 192-byte little-endian header whose slot table says where each state's
+ * section lies.  Slot numbers are fixed: 0 permall, 1 volatilestate,
+ * 2 savestate.
+ */
+#define STATE_LINEAR_HDR_SIZE	192
+#define STATE_LINEAR_SLOTS	3	/* used by name; the other 12 stay zero */
 
-struct state_dir;
-
-struct state_dir_config {
-	const char *path;	/* the directory; it must exist */
-	mode_t mode;		/* of new state files */
-	bool mode_set;		/* mode= given: fchmod files on read, as swtpm 0.9+ */
-	bool tpm2;		/* tpm2-00.* names, else tpm-00.* */
-	bool fsync;		/* fsync file and directory on every store (default on) */
+struct state_linear_slot {
+	uint32_t offset;	/* 0: unused */
+	uint32_t data_len;
+	uint32_t section_len;
 };
 
-/* Copies cfg; touches nothing on disk, so start-up stays cheap. */
-int state_dir_open(struct state_dir **out, const struct state_dir_config *cfg);
-void state_dir_close(struct state_dir *dir);	/* releases the lock; NULL is fine */
-const char *state_dir_path(const struct state_dir *dir);
+struct state_linear_layout {
+	struct state_linear_slot slot[STATE_LINEAR_SLOTS];	/* by enum state_kind - 1 */
+};
 
 /*
- * Takes an OFD write lock on DIR/.lock (created 0660, never deleted), the
- * lock swtpm's fcntl(F_SETLK) lock conflicts with.  Idempotent.
- * -EAGAIN: another process (swtpm or another vtpm-bridge) holds it.
+ * Checks a header strictly against a volume of vol_len bytes: magic,
+ * version 0 or 1, hdrsize 192, slots 3-14 unused, every used slot inside
+ * the volume, past the header, data within its section, no two sections
+ * overlapping.  -ENODATA: the magic is all zero (never formatted, or erased
+ * by swtpm_setup), so the volume counts as empty.  -EPROTONOSUPPORT: a
+ * newer format version.  -EBADMSG: anything else (foreign or damaged).
  */
-int state_dir_lock(struct state_dir *dir);
-void state_dir_unlock(struct state_dir *dir);
-bool state_dir_locked(const struct state_dir *dir);
+int state_linear_decode(const uint8_t hdr[STATE_LINEAR_HDR_SIZE], uint64_t vol_len,
+			struct state_linear_layout *out);
+void state_linear_encode(const struct state_linear_layout *layout, uint8_t hdr[STATE_LINEAR_HDR_SIZE]);
+
+/* ---- the storage: a state directory or a linear file, one interface ---- */
+
+struct state_store;
+
+enum state_backend {
+	STATE_BACKEND_DIR,	/* tpm2-00.<name> files in a directory */
+	STATE_BACKEND_FILE,	/* swtpm's linear format in a regular file or block device */
+};
+
+struct state_config {
+	enum state_backend backend;
+	const char *path;	/* the directory (it must exist), or the file or device */
+	mode_t mode;		/* of new state files */
+	bool mode_set;		/* mode= given: also applied to existing files, as swtpm 0.10 */
+	bool tpm2;		/* tpm2-00.* names, else tpm-00.* (directory only) */
+	bool fsync;		/* make every store durable (default on) */
+};
 
 /*
- * Reads DIR/tpm2-00.<name> and returns its libtpms payload (malloc'ed).
+ * Copies cfg, a relative path made absolute against the current directory
+ * (a daemon moves to /); touches nothing on disk, so start-up stays cheap.
+ */
+int state_store_open(struct state_store **out, const struct state_config *cfg);
+void state_store_close(struct state_store *st);	/* releases the lock; NULL is fine */
+/* "state directory /x" or "state file /x", for messages. */
+const char *state_store_name(const struct state_store *st);
+/*
+ * At start-up, before anything listens: the directory must exist; a file
+ * or device, if it exists, must be one we may serve (not foreign data).
+ * Logs the reason.
+ */
+int state_store_check(struct state_store *st);
+
+/*
+ * An exclusive lock: OFD write lock on DIR/.lock (created 0660, never
+ * deleted) or on the state file itself; both conflict with swtpm's
+ * fcntl(F_SETLK) locks.  Idempotent.  -EAGAIN: another process holds it.
+ * A file is opened (and checked) here at the latest.
+ */
+int state_lock(struct state_store *st);
+void state_unlock(struct state_store *st);
+bool state_locked(const struct state_store *st);
+
+/*
+ * Reads a state and returns its libtpms payload (malloc'ed).
  * -ENOENT: no such state yet.  -EBADMSG: malformed (logged with the path).
  */
-int state_dir_load(struct state_dir *dir, enum state_kind kind, uint8_t **payload, size_t *len);
+int state_load(struct state_store *st, enum state_kind kind, uint8_t **payload, size_t *len);
 /*
- * Atomic and durable: TMP2-00.<name> created with the mode, written, fsync,
- * rename over the file, fsync of the directory.  On error the old file is
- * intact and the temp file removed.  Once the rename is done the store
- * succeeded (the new file is what readers see), even if the directory
- * fsync then fails: that is logged, and the new name may not survive a
- * power loss until a later store syncs the directory.
+ * Atomic and durable: on error the previous state is intact.  Directory:
+ * TMP2-00.<name> written, fsynced and renamed over the file; once renamed
+ * the store succeeded, even if the directory fsync then fails (logged).
+ * File: the new sections are written where no live section lies, then the
+ * header switches to them in one sector write.
  */
-int state_dir_store(struct state_dir *dir, enum state_kind kind, const uint8_t *payload, size_t len);
-int state_dir_remove(struct state_dir *dir, enum state_kind kind);	/* absent is fine */
-/* The file's size on disk (header included), for --print-states; -ENOENT. */
-int state_dir_file_size(struct state_dir *dir, enum state_kind kind, size_t *size);
+int state_save(struct state_store *st, enum state_kind kind, const uint8_t *payload, size_t len);
+int state_remove(struct state_store *st, enum state_kind kind);	/* absent is fine */
+
+/* For --print-states: the states present, with their size as swtpm reports it. */
+struct state_info {
+	const char *name;
+	size_t size;
+};
+/* Directory: takes the lock first, as swtpm does; a file is read without one. */
+int state_list(struct state_store *st, struct state_info out[STATE_LINEAR_SLOTS], size_t *n);
 
 #endif

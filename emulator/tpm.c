@@ -113,7 +113,7 @@ static TPM_RESULT emu_cb_load(unsigned char **data, uint32_t *length, uint32_t t
 	(void)tpm_number;
 	if (state_kind_from_name(name, &kind) < 0)
 		return TPM_FAIL;
-	ret = state_dir_load(emu_current->cfg.state, kind, &payload, &len);
+	ret = state_load(emu_current->cfg.state, kind, &payload, &len);
 	if (ret == -ENOENT)
 		return TPM_RETRY;	/* libtpms: no state of this kind yet */
 	if (ret < 0 || len > UINT32_MAX) {
@@ -133,7 +133,7 @@ static TPM_RESULT emu_cb_store(const unsigned char *data, uint32_t length, uint3
 	(void)tpm_number;
 	if (state_kind_from_name(name, &kind) < 0 || !emu_may_write(emu_current))
 		return TPM_FAIL;
-	if (state_dir_store(emu_current->cfg.state, kind, data, length) < 0)
+	if (state_save(emu_current->cfg.state, kind, data, length) < 0)
 		return TPM_FAIL;
 	return TPM_SUCCESS;
 }
@@ -146,7 +146,7 @@ static TPM_RESULT emu_cb_delete(uint32_t tpm_number, const char *name, TPM_BOOL 
 	(void)must_exist;
 	if (state_kind_from_name(name, &kind) < 0 || !emu_may_write(emu_current))
 		return TPM_FAIL;
-	if (state_dir_remove(emu_current->cfg.state, kind) < 0)
+	if (state_remove(emu_current->cfg.state, kind) < 0)
 		return TPM_FAIL;
 	return TPM_SUCCESS;
 }
@@ -236,19 +236,23 @@ bool emu_is_tpm2(const struct emu *emu)
 	return emu->cfg.tpm2;
 }
 
+/* 0, -EAGAIN while another process holds the state, or another -errno (logged). */
+static int emu_lock(struct emu *emu)
+{
+	int ret = state_lock(emu->cfg.state);
+
+	if (ret == 0)
+		emu->handed_out = false;	/* ours again */
+	else if (ret == -EAGAIN)
+		log_debug("%s is in use by another TPM process", state_store_name(emu->cfg.state));
+	else
+		log_errno(LOG_ERR, -ret, "cannot use %s", state_store_name(emu->cfg.state));
+	return ret;
+}
+
 uint32_t emu_lock_storage(struct emu *emu)
 {
-	int ret = state_dir_lock(emu->cfg.state);
-
-	if (ret == 0) {
-		emu->handed_out = false;	/* ours again */
-		return PTM_RES_SUCCESS;
-	}
-	if (ret == -EAGAIN)
-		log_debug("%s is in use by another TPM process", state_dir_path(emu->cfg.state));
-	else
-		log_errno(LOG_ERR, -ret, "cannot lock %s", state_dir_path(emu->cfg.state));
-	return PTM_RES_FAIL;
+	return emu_lock(emu) == 0 ? PTM_RES_SUCCESS : PTM_RES_FAIL;
 }
 
 /*
@@ -257,7 +261,7 @@ uint32_t emu_lock_storage(struct emu *emu)
  */
 static bool emu_may_write(struct emu *emu)
 {
-	return state_dir_locked(emu->cfg.state) || emu_lock_storage(emu) == PTM_RES_SUCCESS;
+	return state_locked(emu->cfg.state) || emu_lock_storage(emu) == PTM_RES_SUCCESS;
 }
 
 uint32_t emu_start(struct emu *emu, bool delete_volatile)
@@ -266,24 +270,30 @@ uint32_t emu_start(struct emu *emu, bool delete_volatile)
 
 	if (emu->running)
 		emu_stop(emu);
-	if (!emu->cfg.defer_lock && emu_lock_storage(emu) != PTM_RES_SUCCESS) {
-		log_err("cannot start the TPM: state directory %s is in use by another process "
-			"(swtpm or vtpm-bridge)", state_dir_path(emu->cfg.state));
-		return PTM_RES_FAIL;
+	if (!emu->cfg.defer_lock) {
+		int ret = emu_lock(emu);
+
+		if (ret == -EAGAIN)
+			log_err("cannot start the TPM: %s is in use by another process "
+				"(swtpm or vtpm-bridge)", state_store_name(emu->cfg.state));
+		else if (ret < 0)
+			log_err("cannot start the TPM from %s", state_store_name(emu->cfg.state));
+		if (ret < 0)
+			return PTM_RES_FAIL;
 	}
 	rc = libtpms.TPMLIB_RegisterCallbacks(&emu_callbacks);
 	if (rc == TPM_SUCCESS)
 		rc = libtpms.TPMLIB_MainInit();
 	if (rc != TPM_SUCCESS) {
 		log_err("TPM start-up from %s failed: libtpms error 0x%x",
-			state_dir_path(emu->cfg.state), rc);
+			state_store_name(emu->cfg.state), rc);
 		return rc;
 	}
 	emu->running = true;
 	emu->orderly = false;
 	/* The TPM resumed from the volatile state; a later INIT must not resume it again. */
 	if (delete_volatile && emu_may_write(emu))
-		state_dir_remove(emu->cfg.state, STATE_VOLATILE);
+		state_remove(emu->cfg.state, STATE_VOLATILE);
 	return PTM_RES_SUCCESS;
 }
 
@@ -519,14 +529,16 @@ uint32_t emu_store_volatile(struct emu *emu)
 	unsigned char *buf = NULL;
 	uint32_t len = 0;
 	TPM_RESULT rc;
+	int ret;
 
 	if (!emu_may_write(emu))
 		return PTM_RES_FAIL;
 	rc = libtpms.TPMLIB_VolatileAll_Store(&buf, &len);
 	if (rc != TPM_SUCCESS)
 		return rc;
-	if (state_dir_store(emu->cfg.state, STATE_VOLATILE, buf, len) < 0)
-		rc = TPM_FAIL;
+	ret = state_save(emu->cfg.state, STATE_VOLATILE, buf, len);
+	if (ret < 0)
+		rc = ret == -ENOSPC ? TPM_SIZE : TPM_FAIL;	/* TPM_SIZE: a full volume, as swtpm */
 	free(buf);
 	return rc;
 }
@@ -583,13 +595,13 @@ uint32_t emu_get_blob(struct emu *emu, uint32_t type, uint32_t req_flags, uint8_
 		payload_len = vol_len;
 		/* The TPM's volatile state is moving away; a stale file must not be resumed later. */
 		if (emu_may_write(emu))
-			state_dir_remove(emu->cfg.state, STATE_VOLATILE);
+			state_remove(emu->cfg.state, STATE_VOLATILE);
 		if (emu->cfg.release_lock_outgoing) {
-			state_dir_unlock(emu->cfg.state);
+			state_unlock(emu->cfg.state);
 			emu->handed_out = true;
 		}
 	} else {
-		ret = state_dir_load(emu->cfg.state, (enum state_kind)type, &payload, &payload_len);
+		ret = state_load(emu->cfg.state, (enum state_kind)type, &payload, &payload_len);
 		if (ret == -ENOENT)
 			return PTM_RES_RETRY;
 		if (ret < 0)
@@ -623,25 +635,6 @@ uint32_t emu_set_blob(struct emu *emu, uint32_t type, uint32_t req_flags, const 
 	if (rc != TPM_SUCCESS)
 		log_debug("libtpms rejected a state blob of type %u: 0x%x", type, rc);
 	return rc;
-}
-
-int emu_list_states(struct state_dir *dir, struct emu_state_info out[3], size_t *n)
-{
-	static const enum state_kind kinds[] = { STATE_PERMANENT, STATE_VOLATILE, STATE_SAVESTATE };
-
-	*n = 0;
-	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
-		size_t size;
-		int ret = state_dir_file_size(dir, kinds[i], &size);
-		if (ret == -ENOENT)
-			continue;
-		if (ret < 0)
-			return ret;
-		out[*n].name = state_kind_name(kinds[i]);
-		out[*n].size = size;
-		(*n)++;
-	}
-	return 0;
 }
 
 const char *emu_libtpms_version(void)

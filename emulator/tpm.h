@@ -18,12 +18,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct state_dir;
+struct state_store;
 struct emu;
 
 struct emu_config {
 	bool tpm2;
-	struct state_dir *state;	/* owned by the caller, outlives the emu */
+	struct state_store *state;	/* owned by the caller, outlives the emu */
 	bool defer_lock;		/* --migration incoming: lock at first use */
 	bool release_lock_outgoing;	/* drop the lock once the volatile blob is fetched */
 	bool auto_shutdown;		/* TPM2_Shutdown before a disorderly stop */
@@ -91,13 +91,6 @@ uint32_t emu_get_blob(struct emu *emu, uint32_t type, uint32_t req_flags, uint8_
 uint32_t emu_set_blob(struct emu *emu, uint32_t type, uint32_t req_flags, const uint8_t *blob, size_t len);
 /* Takes the storage lock if it is not held: PTM_RES_SUCCESS, or PTM_RES_FAIL while another holds it. */
 uint32_t emu_lock_storage(struct emu *emu);
-
-/* For --print-states: the state files present (name, size on disk). */
-struct emu_state_info {
-	const char *name;
-	size_t size;
-};
-int emu_list_states(struct state_dir *dir, struct emu_state_info out[3], size_t *n);
 
 /* The libtpms version as "0.9.2", for --version. */
 const char *emu_libtpms_version(void);

@@ -205,9 +205,27 @@ static int file_mode(const char *path)
 	return stat(path, &st) == 0 ? (int)(st.st_mode & 07777) : -1;
 }
 
-static int open_dir(struct state_dir **dir, const char *path, mode_t mode, bool mode_set)
+/* A state's size as --print-states reports it, or -ENOENT. */
+static int listed_size(struct state_store *st, enum state_kind kind, size_t *size)
 {
-	struct state_dir_config cfg = {
+	struct state_info info[STATE_LINEAR_SLOTS];
+	size_t n;
+	int ret = state_list(st, info, &n);
+
+	if (ret)
+		return ret;
+	for (size_t i = 0; i < n; i++) {
+		if (!strcmp(info[i].name, state_kind_name(kind))) {
+			*size = info[i].size;
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
+static int open_dir(struct state_store **dir, const char *path, mode_t mode, bool mode_set)
+{
+	struct state_config cfg = {
 		.path = path,
 		.mode = mode,
 		.mode_set = mode_set,
@@ -215,7 +233,7 @@ static int open_dir(struct state_dir **dir, const char *path, mode_t mode, bool 
 		.fsync = true,
 	};
 
-	return state_dir_open(dir, &cfg);
+	return state_store_open(dir, &cfg);
 }
 
 /* In a child: a second state_dir on path tries the lock; returns its -errno (or -1000). */
@@ -227,11 +245,11 @@ static int lock_in_child(const char *path)
 	if (pid < 0)
 		return -1000;
 	if (pid == 0) {
-		struct state_dir *dir;
+		struct state_store *dir;
 		int ret = open_dir(&dir, path, 0640, false);
 
 		if (ret == 0)
-			ret = state_dir_lock(dir);
+			ret = state_lock(dir);
 		_exit(ret <= 0 && ret > -256 ? -ret : 255);
 	}
 	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
@@ -659,34 +677,509 @@ TEST(blob_empty_body_clears)
 	CHECK_EQ(state_blob_decode(b, sizeof(b), 0, &p, &n), -EBADMSG);
 }
 
+/* ---- the linear file ---- */
+
+/* The header of spec 2.5's worked example: permall 1386 at 192, volatile 9050 at 2240. */
+static const uint8_t linear_example[STATE_LINEAR_HDR_SIZE] = {
+	0x6e, 0x69, 0x6c, 0x6d, 0x70, 0x74, 0x77, 0x73, 0x01, 0x00, 0xc0, 0x00,
+	0xc0, 0x00, 0x00, 0x00, 0x6a, 0x05, 0x00, 0x00, 0x00, 0x08, 0x00, 0x00,
+	0xc0, 0x08, 0x00, 0x00, 0x5a, 0x23, 0x00, 0x00, 0x00, 0x40, 0x00, 0x00,
+};
+
+TEST(linear_decode_example)
+{
+	struct state_linear_layout l;
+	uint8_t again[STATE_LINEAR_HDR_SIZE];
+
+	CHECK_EQ(state_linear_decode(linear_example, 18624, &l), 0);
+	CHECK_EQ(l.slot[0].offset, 192);
+	CHECK_EQ(l.slot[0].data_len, 1386);
+	CHECK_EQ(l.slot[0].section_len, 2048);
+	CHECK_EQ(l.slot[1].offset, 2240);
+	CHECK_EQ(l.slot[1].data_len, 9050);
+	CHECK_EQ(l.slot[1].section_len, 16384);
+	CHECK_EQ(l.slot[2].offset, 0);
+	state_linear_encode(&l, again);
+	CHECK(memcmp(again, linear_example, sizeof(again)) == 0);
+	/* one byte short of the volatile section */
+	CHECK_EQ(state_linear_decode(linear_example, 18623, &l), -EBADMSG);
+}
+
+/* Every malformed header is refused, and only a zero magic counts as empty. */
+TEST(linear_decode_rejects)
+{
+	static const struct {
+		size_t at;
+		uint8_t value;
+		int ret;
+	} cases[] = {
+		{ 0, 0x6f, -EBADMSG },		/* one magic byte off: foreign, not empty */
+		{ 8, 2, -EPROTONOSUPPORT },	/* a newer version */
+		{ 8, 0, 0 },			/* version 0 is read */
+		{ 9, 0x55, 0 },			/* padding ignored */
+		{ 10, 100, -EBADMSG },		/* hdrsize */
+		{ 12, 0x10, -EBADMSG },		/* permall at 16: inside the header */
+		{ 17, 0x09, -EBADMSG },		/* data_length > section_length */
+		{ 26, 0x10, -EBADMSG },		/* volatile at 4288 + 16384 > the volume */
+		{ 24, 0x80, -EBADMSG },		/* volatile at 2176: overlaps permall */
+		{ 12 + 12 * 3, 1, -EBADMSG },	/* slot 3 used */
+		{ 12 + 12 * 14 + 2, 1, -EBADMSG },	/* slot 14 used */
+	};
+	struct state_linear_layout l;
+	uint8_t hdr[STATE_LINEAR_HDR_SIZE];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		memcpy(hdr, linear_example, sizeof(hdr));
+		hdr[cases[i].at] = cases[i].value;
+		CHECK_EQ(state_linear_decode(hdr, 18624, &l), cases[i].ret);
+	}
+	/* empty: zero magic, whatever follows (swtpm_setup erases only the magic) */
+	memcpy(hdr, linear_example, sizeof(hdr));
+	memset(hdr, 0, 8);
+	CHECK_EQ(state_linear_decode(hdr, 18624, &l), -ENODATA);
+	CHECK_EQ(l.slot[0].offset, 0);
+	/* a magic on a volume shorter than a header: damaged */
+	CHECK_EQ(state_linear_decode(linear_example, 191, &l), -EBADMSG);
+	/* 64-bit bounds: a section past 4 GiB on a volume that has it is fine, past its end is not */
+	memcpy(hdr, linear_example, sizeof(hdr));
+	memset(hdr + 24, 0, 12);
+	memcpy(hdr + 24, (const uint8_t[]){ 0x00, 0xff, 0xff, 0xff, 0x5a, 0x23, 0, 0, 0x00, 0x40, 0, 0 }, 12);
+	CHECK_EQ(state_linear_decode(hdr, 0xffffff00ull + 0x4000, &l), 0);
+	CHECK_EQ(state_linear_decode(hdr, 0xffffff00ull + 0x3fff, &l), -EBADMSG);
+}
+
+static int open_linear(struct state_store **st, const char *path, mode_t mode, bool mode_set)
+{
+	struct state_config cfg = {
+		.backend = STATE_BACKEND_FILE,
+		.path = path,
+		.mode = mode,
+		.mode_set = mode_set,
+		.tpm2 = true,
+		.fsync = true,
+	};
+
+	return state_store_open(st, &cfg);
+}
+
+static int read_header(const char *path, struct state_linear_layout *l, uint64_t *len)
+{
+	uint8_t *buf;
+	size_t n;
+	int ret;
+
+	if (read_file(path, &buf, &n))
+		return -EIO;
+	ret = n >= STATE_LINEAR_HDR_SIZE ? state_linear_decode(buf, n, l) : -EBADMSG;
+	*len = n;
+	free(buf);
+	return ret;
+}
+
+/*
+ * What swtpm 0.7.1 needs to take a file over: power-of-two sections back
+ * to back in slot order (its compaction subtracts section lengths), and a
+ * regular file at least as long as they are (extra length is harmless:
+ * swtpm trims it at its next allocation).
+ */
+static bool linear_swtpm_shaped(const char *path)
+{
+	struct state_linear_layout l;
+	uint64_t len, end = 0;
+
+	if (read_header(path, &l, &len))
+		return false;
+	for (unsigned int i = 0; i < STATE_LINEAR_SLOTS; i++) {
+		const struct state_linear_slot *s = &l.slot[i];
+
+		if (!s->offset)
+			continue;
+		if (s->section_len & (s->section_len - 1) || s->section_len < s->data_len ||
+		    s->data_len * 2 <= s->section_len)
+			return false;
+		if (end && s->offset != end)
+			return false;
+		end = s->offset + (uint64_t)s->section_len;
+	}
+	return end <= len;
+}
+
+static void fill(uint8_t *buf, size_t len, unsigned int seed)
+{
+	for (size_t i = 0; i < len; i++)
+		buf[i] = (uint8_t)(i * 31 + seed);
+}
+
+static bool loads_as(struct state_store *st, enum state_kind kind, const uint8_t *want, size_t want_len)
+{
+	uint8_t *out;
+	size_t n;
+	bool eq;
+
+	if (state_load(st, kind, &out, &n))
+		return false;
+	eq = n == want_len && memcmp(out, want, n) == 0;
+	free(out);
+	return eq;
+}
+
+TEST(linear_store_load)
+{
+	char d[64], path[128];
+	struct state_store *st;
+	static uint8_t perm[6000], vol[9000];
+	uint8_t *out;
+	size_t n, size;
+
+	CHECK(make_tmpdir(d, sizeof(d)));
+	join(path, sizeof(path), d, "tpm.img");
+	fill(perm, sizeof(perm), 1);
+	fill(vol, sizeof(vol), 2);
+	CHECK_EQ(open_linear(&st, path, 0640, false), 0);
+	/* nothing is created before the TPM starts */
+	CHECK_EQ(state_store_check(st), 0);
+	CHECK_EQ(state_load(st, STATE_PERMANENT, &out, &n), -ENOENT);
+	CHECK_EQ(listed_size(st, STATE_PERMANENT, &size), -ENOENT);
+	CHECK(!exists(path));
+	CHECK_EQ(state_lock(st), 0);
+	CHECK(exists(path));
+	CHECK_EQ(state_save(st, STATE_PERMANENT, perm, 1300), 0);
+	CHECK(linear_swtpm_shaped(path));
+	CHECK(loads_as(st, STATE_PERMANENT, perm, 1300));
+	CHECK_EQ(listed_size(st, STATE_PERMANENT, &size), 0);
+	CHECK_EQ(size, 1316);	/* the blob with its header and TLV header, as swtpm lists it */
+	CHECK_EQ(state_save(st, STATE_VOLATILE, vol, sizeof(vol)), 0);
+	CHECK(linear_swtpm_shaped(path));
+	/* grow, shrink and rewrite permall: volatile stays, every step swtpm-shaped */
+	for (size_t len = 1; len <= sizeof(perm); len = len * 3 + 7) {
+		fill(perm, sizeof(perm), (unsigned int)len);
+		CHECK_EQ(state_save(st, STATE_PERMANENT, perm, len), 0);
+		CHECK(linear_swtpm_shaped(path));
+		CHECK(loads_as(st, STATE_PERMANENT, perm, len));
+		CHECK(loads_as(st, STATE_VOLATILE, vol, sizeof(vol)));
+	}
+	CHECK_EQ(state_save(st, STATE_SAVESTATE, perm, 10), 0);
+	CHECK_EQ(state_remove(st, STATE_VOLATILE), 0);
+	CHECK_EQ(state_remove(st, STATE_VOLATILE), 0);
+	CHECK(linear_swtpm_shaped(path));
+	CHECK_EQ(state_load(st, STATE_VOLATILE, &out, &n), -ENOENT);
+	CHECK(loads_as(st, STATE_SAVESTATE, perm, 10));
+	CHECK_EQ(state_remove(st, STATE_SAVESTATE), 0);
+	CHECK_EQ(state_remove(st, STATE_PERMANENT), 0);
+	CHECK(linear_swtpm_shaped(path));
+	CHECK_EQ(state_save(st, (enum state_kind)9, perm, 1), -EINVAL);
+	state_store_close(st);
+	rm_tree(d);
+}
+
+/* Empty volumes are formatted; anything else without the magic is refused, untouched. */
+TEST(linear_formats_only_empty)
+{
+	static const char foreign[] = "this is somebody's data, not a TPM";
+	char d[64], path[128];
+	struct state_store *st;
+	uint8_t *before, *after, hdr[16];
+	size_t nb, na;
+	int fd;
+
+	CHECK(make_tmpdir(d, sizeof(d)));
+	join(path, sizeof(path), d, "tpm.img");
+	/* a zero-filled preallocated volume */
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	CHECK(fd >= 0);
+	CHECK_EQ(ftruncate(fd, 65536), 0);
+	close(fd);
+	CHECK_EQ(open_linear(&st, path, 0640, false), 0);
+	CHECK_EQ(state_lock(st), 0);
+	CHECK_EQ(state_save(st, STATE_PERMANENT, (const uint8_t *)"abc", 3), 0);
+	CHECK(linear_swtpm_shaped(path));
+	state_store_close(st);
+	/* the magic erased as swtpm_setup does on a block device: empty again */
+	fd = open(path, O_WRONLY);
+	CHECK(fd >= 0);
+	CHECK_EQ(pwrite(fd, "\0\0\0\0\0\0\0\0", 8, 0), 8);
+	close(fd);
+	CHECK_EQ(open_linear(&st, path, 0640, false), 0);
+	CHECK_EQ(state_store_check(st), 0);
+	CHECK_EQ(state_lock(st), 0);
+	CHECK_EQ(state_load(st, STATE_PERMANENT, (uint8_t **)&before, &nb), -ENOENT);
+	state_store_close(st);
+	/* foreign bytes, and one damaged magic byte: refused at check, lock, load and store */
+	for (int round = 0; round < 2; round++) {
+		fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		CHECK(fd >= 0);
+		if (round == 0) {
+			CHECK_EQ(write(fd, foreign, sizeof(foreign)), (ssize_t)sizeof(foreign));
+		} else {
+			memcpy(hdr, linear_example, sizeof(hdr));
+			hdr[7] = 0x74;
+			CHECK_EQ(write(fd, hdr, sizeof(hdr)), (ssize_t)sizeof(hdr));
+			CHECK_EQ(ftruncate(fd, 4096), 0);
+		}
+		close(fd);
+		CHECK_EQ(read_file(path, &before, &nb), 0);
+		CHECK_EQ(open_linear(&st, path, 0640, false), 0);
+		CHECK_EQ(state_store_check(st), -EBADMSG);
+		CHECK_EQ(state_lock(st), -EBADMSG);
+		CHECK(!state_locked(st));
+		CHECK_EQ(state_load(st, STATE_PERMANENT, &after, &na), -EBADMSG);
+		CHECK_EQ(state_save(st, STATE_PERMANENT, (const uint8_t *)"abc", 3), -EBADMSG);
+		state_store_close(st);
+		CHECK_EQ(read_file(path, &after, &na), 0);
+		CHECK(na == nb && memcmp(after, before, nb) == 0);
+		free(before);
+		free(after);
+	}
+	/* not a file or device */
+	CHECK_EQ(open_linear(&st, d, 0640, false), 0);
+	CHECK(state_store_check(st) < 0);
+	CHECK(state_lock(st) < 0);
+	state_store_close(st);
+	join(path, sizeof(path), d, "no-dir/tpm.img");
+	CHECK_EQ(open_linear(&st, path, 0640, false), 0);
+	CHECK_EQ(state_store_check(st), -ENOENT);
+	state_store_close(st);
+	rm_tree(d);
+}
+
+TEST(linear_mode)
+{
+	char d[64], path[128];
+	struct state_store *st;
+	mode_t old = umask(022);
+	int fd;
+
+	CHECK(make_tmpdir(d, sizeof(d)));
+	join(path, sizeof(path), d, "tpm.img");
+	/* mode= is exact, also on a file someone else made */
+	CHECK_EQ(open_linear(&st, path, 0600, true), 0);
+	CHECK_EQ(state_lock(st), 0);
+	CHECK_EQ(file_mode(path), 0600);
+	state_store_close(st);
+	CHECK_EQ(chmod(path, 0644), 0);
+	CHECK_EQ(open_linear(&st, path, 0600, true), 0);
+	CHECK_EQ(state_lock(st), 0);
+	CHECK_EQ(file_mode(path), 0600);
+	state_store_close(st);
+	/* without mode= an existing file keeps its mode, a new one gets 0640 less the umask */
+	CHECK_EQ(chmod(path, 0604), 0);
+	CHECK_EQ(open_linear(&st, path, 0640, false), 0);
+	CHECK_EQ(state_lock(st), 0);
+	CHECK_EQ(file_mode(path), 0604);
+	state_store_close(st);
+	CHECK_EQ(unlink(path), 0);
+	umask(027);
+	CHECK_EQ(open_linear(&st, path, 0666, false), 0);
+	CHECK_EQ(state_lock(st), 0);
+	CHECK_EQ(file_mode(path), 0640);
+	state_store_close(st);
+	fd = open(path, O_RDONLY);
+	CHECK(fd >= 0);
+	close(fd);
+	umask(old);
+	rm_tree(d);
+}
+
+/* In a child: the lock on path as a store (or, with posix, swtpm 0.10's fcntl lock) sees it. */
+static int linear_lock_in_child(const char *path, bool posix)
+{
+	pid_t pid = fork();
+	int status;
+
+	if (pid < 0)
+		return -1000;
+	if (pid == 0) {
+		struct state_store *st;
+		int ret;
+
+		if (posix) {
+			struct flock fl = { .l_type = F_WRLCK, .l_whence = SEEK_SET };
+			int fd = open(path, O_RDWR);
+
+			ret = fd < 0 ? -errno : fcntl(fd, F_SETLK, &fl) < 0 ? -errno : 0;
+			_exit(ret == -EACCES ? EAGAIN : -ret);
+		}
+		ret = open_linear(&st, path, 0640, false);
+		if (ret == 0)
+			ret = state_lock(st);
+		_exit(ret <= 0 && ret > -256 ? -ret : 255);
+	}
+	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
+		return -1000;
+	return -WEXITSTATUS(status);
+}
+
+TEST(linear_lock)
+{
+	char d[64], path[128];
+	struct state_store *st;
+	size_t size;
+
+	CHECK(make_tmpdir(d, sizeof(d)));
+	join(path, sizeof(path), d, "tpm.img");
+	CHECK_EQ(open_linear(&st, path, 0640, false), 0);
+	CHECK_EQ(state_lock(st), 0);
+	CHECK_EQ(state_save(st, STATE_PERMANENT, (const uint8_t *)"abc", 3), 0);
+	CHECK_EQ(linear_lock_in_child(path, false), -EAGAIN);
+	CHECK_EQ(linear_lock_in_child(path, true), -EAGAIN);
+	/* a listing takes no lock, as swtpm_setup --not-overwrite needs */
+	{
+		struct state_store *other;
+
+		CHECK_EQ(open_linear(&other, path, 0640, false), 0);
+		CHECK_EQ(listed_size(other, STATE_PERMANENT, &size), 0);
+		CHECK_EQ(size, sizeof(file_abc));
+		state_store_close(other);
+	}
+	state_unlock(st);
+	CHECK_EQ(linear_lock_in_child(path, false), 0);
+	CHECK_EQ(linear_lock_in_child(path, true), 0);
+	CHECK_EQ(state_lock(st), 0);
+	state_store_close(st);
+	CHECK_EQ(linear_lock_in_child(path, false), 0);
+	rm_tree(d);
+}
+
+/* A store that cannot be written (file size limit) keeps the previous state. */
+TEST(linear_full_keeps_old)
+{
+	char d[64], path[128];
+	struct state_store *st;
+	static uint8_t perm[8000];
+	struct rlimit old, lim;
+
+	CHECK(make_tmpdir(d, sizeof(d)));
+	join(path, sizeof(path), d, "tpm.img");
+	fill(perm, sizeof(perm), 7);
+	CHECK_EQ(open_linear(&st, path, 0640, false), 0);
+	CHECK_EQ(state_lock(st), 0);
+	CHECK_EQ(state_save(st, STATE_PERMANENT, perm, 1000), 0);
+	CHECK_EQ(getrlimit(RLIMIT_FSIZE, &old), 0);
+	lim = old;
+	lim.rlim_cur = 4096;
+	signal(SIGXFSZ, SIG_IGN);
+	CHECK_EQ(setrlimit(RLIMIT_FSIZE, &lim), 0);
+	CHECK(state_save(st, STATE_PERMANENT, perm, sizeof(perm)) < 0);
+	CHECK_EQ(setrlimit(RLIMIT_FSIZE, &old), 0);
+	signal(SIGXFSZ, SIG_DFL);
+	CHECK(loads_as(st, STATE_PERMANENT, perm, 1000));
+	state_store_close(st);
+	CHECK_EQ(open_linear(&st, path, 0640, false), 0);
+	CHECK(loads_as(st, STATE_PERMANENT, perm, 1000));
+	state_store_close(st);
+	rm_tree(d);
+}
+
+/* Store number v: its number in front, its size and filler derived from it. */
+static size_t kill_store_make(uint8_t *buf, size_t size, unsigned int v)
+{
+	size_t len = 100 + (v * 977u) % (size - 100);
+
+	memset(buf, (int)(v & 0xff), len);
+	memcpy(buf, &v, sizeof(v));
+	return len;
+}
+
+/*
+ * Killed at random moments in a stream of stores, the file always loads,
+ * and its permall is the last acknowledged one or the one in flight.
+ */
+TEST(linear_killed_mid_store)
+{
+	char d[64], path[128];
+	static uint8_t buf[12000], want[12000];
+	unsigned int base = 0, cur = 0;	/* cur: the permall found last round (0: none) */
+	int acked[2];
+
+	CHECK(make_tmpdir(d, sizeof(d)));
+	join(path, sizeof(path), d, "tpm.img");
+	srand(12345);
+	for (int round = 0; round < 60; round++) {
+		struct state_store *st;
+		unsigned int last = 0, acked_perm = cur, next_perm, found;
+		pid_t pid;
+		uint8_t *out;
+		size_t n;
+		int ret;
+
+		CHECK_EQ(pipe(acked), 0);
+		pid = fork();
+		CHECK(pid >= 0);
+		if (pid == 0) {
+			close(acked[0]);
+			if (open_linear(&st, path, 0640, false) || state_lock(st))
+				_exit(1);
+			for (unsigned int v = base + 1;; v++) {
+				size_t len = kill_store_make(buf, sizeof(buf), v);
+
+				if (state_save(st, v % 3 ? STATE_PERMANENT : STATE_VOLATILE, buf, len))
+					_exit(2);
+				if (write(acked[1], &v, sizeof(v)) != sizeof(v))
+					_exit(3);
+			}
+		}
+		close(acked[1]);
+		usleep((useconds_t)(rand() % 20000));
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		while (read(acked[0], &last, sizeof(last)) == sizeof(last))
+			;
+		close(acked[0]);
+		for (unsigned int v = base + 1; v <= last; v++)
+			acked_perm = v % 3 ? v : acked_perm;
+		next_perm = (last ? last : base) + 1;
+		next_perm += next_perm % 3 ? 0 : 1;
+
+		CHECK_EQ(open_linear(&st, path, 0640, false), 0);
+		CHECK_EQ(state_lock(st), 0);
+		ret = state_load(st, STATE_PERMANENT, &out, &n);
+		if (ret == -ENOENT && acked_perm == 0) {
+			found = 0;
+		} else {
+			CHECK_EQ(ret, 0);
+			CHECK(n >= sizeof(found));
+			memcpy(&found, out, sizeof(found));
+			CHECK(found == acked_perm || found == next_perm);
+			CHECK_EQ(n, kill_store_make(want, sizeof(want), found));
+			CHECK(memcmp(out, want, n) == 0);
+			free(out);
+		}
+		CHECK(linear_swtpm_shaped(path));
+		state_store_close(st);
+		cur = found;
+		base = next_perm + 1;
+	}
+	rm_tree(d);
+}
+
 /* ---- the state directory ---- */
 
 TEST(dir_open_touches_nothing)
 {
-	struct state_dir *dir;
-	struct state_dir_config cfg = { .path = NULL, .mode = 0640, .tpm2 = true };
+	struct state_store *dir;
+	struct state_config cfg = { .path = NULL, .mode = 0640, .tpm2 = true };
 
-	CHECK_EQ(state_dir_open(&dir, &cfg), -EINVAL);
+	CHECK_EQ(state_store_open(&dir, &cfg), -EINVAL);
 	cfg.path = "";
-	CHECK_EQ(state_dir_open(&dir, &cfg), -EINVAL);
+	CHECK_EQ(state_store_open(&dir, &cfg), -EINVAL);
 	cfg.path = "/tmp/vtpm-state-no-such-dir/x";
 	cfg.mode = 010000;
-	CHECK_EQ(state_dir_open(&dir, &cfg), -EINVAL);
+	CHECK_EQ(state_store_open(&dir, &cfg), -EINVAL);
 	cfg.mode = 0640;
-	CHECK_EQ(state_dir_open(&dir, &cfg), 0);
-	CHECK(strcmp(state_dir_path(dir), cfg.path) == 0);
-	CHECK(!state_dir_locked(dir));
+	CHECK_EQ(state_store_open(&dir, &cfg), 0);
+	CHECK(strcmp(state_store_name(dir), "state directory /tmp/vtpm-state-no-such-dir/x") == 0);
+	CHECK(!state_locked(dir));
 	CHECK(!exists("/tmp/vtpm-state-no-such-dir"));
 	/* the missing directory shows on first use */
-	CHECK_EQ(state_dir_lock(dir), -ENOENT);
-	state_dir_close(dir);
-	state_dir_close(NULL);
+	CHECK_EQ(state_lock(dir), -ENOENT);
+	state_store_close(dir);
+	state_store_close(NULL);
 }
 
 TEST(dir_store_load)
 {
 	char d[64], path[128];
-	struct state_dir *dir;
+	struct state_store *dir;
 	uint8_t payload[2544], *out;
 	size_t n, size;
 
@@ -694,14 +1187,14 @@ TEST(dir_store_load)
 		payload[i] = (uint8_t)(i * 13);
 	CHECK(make_tmpdir(d, sizeof(d)));
 	CHECK_EQ(open_dir(&dir, d, 0640, false), 0);
-	CHECK_EQ(state_dir_load(dir, STATE_PERMANENT, &out, &n), -ENOENT);
-	CHECK_EQ(state_dir_file_size(dir, STATE_PERMANENT, &size), -ENOENT);
-	CHECK_EQ(state_dir_store(dir, STATE_PERMANENT, payload, sizeof(payload)), 0);
-	CHECK_EQ(state_dir_load(dir, STATE_PERMANENT, &out, &n), 0);
+	CHECK_EQ(state_load(dir, STATE_PERMANENT, &out, &n), -ENOENT);
+	CHECK_EQ(listed_size(dir, STATE_PERMANENT, &size), -ENOENT);
+	CHECK_EQ(state_save(dir, STATE_PERMANENT, payload, sizeof(payload)), 0);
+	CHECK_EQ(state_load(dir, STATE_PERMANENT, &out, &n), 0);
 	CHECK_EQ(n, sizeof(payload));
 	CHECK(memcmp(out, payload, n) == 0);
 	free(out);
-	CHECK_EQ(state_dir_file_size(dir, STATE_PERMANENT, &size), 0);
+	CHECK_EQ(listed_size(dir, STATE_PERMANENT, &size), 0);
 	CHECK_EQ(size, 2560);	/* as in spec 7.1 */
 	/* the bytes swtpm would write */
 	{
@@ -716,53 +1209,53 @@ TEST(dir_store_load)
 	join(path, sizeof(path), d, "TMP2-00.permall");
 	CHECK(!exists(path));
 	/* replace with a shorter one, and an empty one */
-	CHECK_EQ(state_dir_store(dir, STATE_PERMANENT, (const uint8_t *)"abc", 3), 0);
+	CHECK_EQ(state_save(dir, STATE_PERMANENT, (const uint8_t *)"abc", 3), 0);
 	join(path, sizeof(path), d, "tpm2-00.permall");
 	CHECK(file_equals(path, file_abc, sizeof(file_abc)));
-	CHECK_EQ(state_dir_store(dir, STATE_VOLATILE, NULL, 0), 0);
-	CHECK_EQ(state_dir_load(dir, STATE_VOLATILE, &out, &n), 0);
+	CHECK_EQ(state_save(dir, STATE_VOLATILE, NULL, 0), 0);
+	CHECK_EQ(state_load(dir, STATE_VOLATILE, &out, &n), 0);
 	CHECK_EQ(n, 0);
 	free(out);
 	/* remove, twice */
-	CHECK_EQ(state_dir_remove(dir, STATE_VOLATILE), 0);
-	CHECK_EQ(state_dir_remove(dir, STATE_VOLATILE), 0);
-	CHECK_EQ(state_dir_remove(dir, STATE_SAVESTATE), 0);
-	CHECK_EQ(state_dir_load(dir, STATE_VOLATILE, &out, &n), -ENOENT);
-	CHECK_EQ(state_dir_store(dir, (enum state_kind)9, payload, 1), -EINVAL);
+	CHECK_EQ(state_remove(dir, STATE_VOLATILE), 0);
+	CHECK_EQ(state_remove(dir, STATE_VOLATILE), 0);
+	CHECK_EQ(state_remove(dir, STATE_SAVESTATE), 0);
+	CHECK_EQ(state_load(dir, STATE_VOLATILE, &out, &n), -ENOENT);
+	CHECK_EQ(state_save(dir, (enum state_kind)9, payload, 1), -EINVAL);
 	/* what load would refuse is not written */
 	{
 		size_t big_len = 16 * 1024 * 1024 - 15;
 		uint8_t *big = calloc(1, big_len);
 
 		CHECK(big);
-		CHECK_EQ(state_dir_store(dir, STATE_SAVESTATE, big, big_len), -EFBIG);
-		CHECK_EQ(state_dir_file_size(dir, STATE_SAVESTATE, &size), -ENOENT);
-		CHECK_EQ(state_dir_store(dir, STATE_SAVESTATE, big, big_len - 1), 0);
-		CHECK_EQ(state_dir_file_size(dir, STATE_SAVESTATE, &size), 0);
+		CHECK_EQ(state_save(dir, STATE_SAVESTATE, big, big_len), -EFBIG);
+		CHECK_EQ(listed_size(dir, STATE_SAVESTATE, &size), -ENOENT);
+		CHECK_EQ(state_save(dir, STATE_SAVESTATE, big, big_len - 1), 0);
+		CHECK_EQ(listed_size(dir, STATE_SAVESTATE, &size), 0);
 		CHECK_EQ(size, 16 * 1024 * 1024);
-		CHECK_EQ(state_dir_load(dir, STATE_SAVESTATE, &out, &n), 0);
+		CHECK_EQ(state_load(dir, STATE_SAVESTATE, &out, &n), 0);
 		CHECK_EQ(n, big_len - 1);
 		free(out);
 		free(big);
-		CHECK_EQ(state_dir_remove(dir, STATE_SAVESTATE), 0);
+		CHECK_EQ(state_remove(dir, STATE_SAVESTATE), 0);
 	}
-	CHECK_EQ(state_dir_load(dir, (enum state_kind)0, &out, &n), -EINVAL);
-	state_dir_close(dir);
+	CHECK_EQ(state_load(dir, (enum state_kind)0, &out, &n), -EINVAL);
+	state_store_close(dir);
 	rm_tree(d);
 }
 
 TEST(dir_tpm12_names)
 {
 	char d[64], path[128];
-	struct state_dir *dir;
-	struct state_dir_config cfg = { .mode = 0640, .tpm2 = false, .fsync = false };
+	struct state_store *dir;
+	struct state_config cfg = { .mode = 0640, .tpm2 = false, .fsync = false };
 	uint8_t *out;
 	size_t n;
 
 	CHECK(make_tmpdir(d, sizeof(d)));
 	cfg.path = d;
-	CHECK_EQ(state_dir_open(&dir, &cfg), 0);
-	CHECK_EQ(state_dir_store(dir, STATE_SAVESTATE, (const uint8_t *)"abc", 3), 0);
+	CHECK_EQ(state_store_open(&dir, &cfg), 0);
+	CHECK_EQ(state_save(dir, STATE_SAVESTATE, (const uint8_t *)"abc", 3), 0);
 	join(path, sizeof(path), d, "tpm-00.savestate");
 	CHECK(file_equals(path, file_abc, sizeof(file_abc)));
 	join(path, sizeof(path), d, "TMP-00.savestate");
@@ -772,21 +1265,21 @@ TEST(dir_tpm12_names)
 	/* a stale TMP file from a crash is truncated and reused */
 	join(path, sizeof(path), d, "TMP-00.permall");
 	CHECK_EQ(write_file(path, "stale stale stale stale stale stale", 35), 0);
-	CHECK_EQ(state_dir_store(dir, STATE_PERMANENT, (const uint8_t *)"abc", 3), 0);
+	CHECK_EQ(state_save(dir, STATE_PERMANENT, (const uint8_t *)"abc", 3), 0);
 	CHECK(!exists(path));
 	join(path, sizeof(path), d, "tpm-00.permall");
 	CHECK(file_equals(path, file_abc, sizeof(file_abc)));
-	CHECK_EQ(state_dir_load(dir, STATE_PERMANENT, &out, &n), 0);
+	CHECK_EQ(state_load(dir, STATE_PERMANENT, &out, &n), 0);
 	CHECK(n == 3 && memcmp(out, "abc", 3) == 0);
 	free(out);
-	state_dir_close(dir);
+	state_store_close(dir);
 	rm_tree(d);
 }
 
 TEST(dir_stale_tmp_reused)
 {
 	char d[64], tmp[128], path[128];
-	struct state_dir *dir;
+	struct state_store *dir;
 	uint8_t junk[5000];
 
 	memset(junk, 0xee, sizeof(junk));
@@ -795,18 +1288,18 @@ TEST(dir_stale_tmp_reused)
 	join(path, sizeof(path), d, "tpm2-00.permall");
 	CHECK_EQ(write_file(tmp, junk, sizeof(junk)), 0);
 	CHECK_EQ(open_dir(&dir, d, 0600, true), 0);
-	CHECK_EQ(state_dir_store(dir, STATE_PERMANENT, (const uint8_t *)"abc", 3), 0);
+	CHECK_EQ(state_save(dir, STATE_PERMANENT, (const uint8_t *)"abc", 3), 0);
 	CHECK(!exists(tmp));
 	CHECK(file_equals(path, file_abc, sizeof(file_abc)));
 	CHECK_EQ(file_mode(path), 0600);	/* mode_set: even a reused file gets it */
-	state_dir_close(dir);
+	state_store_close(dir);
 	rm_tree(d);
 }
 
 TEST(dir_file_mode)
 {
 	char d[64], path[128];
-	struct state_dir *dir;
+	struct state_store *dir;
 	uint8_t *out;
 	size_t n;
 	mode_t old = umask(077);
@@ -815,28 +1308,28 @@ TEST(dir_file_mode)
 	join(path, sizeof(path), d, "tpm2-00.permall");
 	/* mode= given: exact, whatever the umask */
 	CHECK_EQ(open_dir(&dir, d, 0664, true), 0);
-	CHECK_EQ(state_dir_store(dir, STATE_PERMANENT, (const uint8_t *)"abc", 3), 0);
+	CHECK_EQ(state_save(dir, STATE_PERMANENT, (const uint8_t *)"abc", 3), 0);
 	CHECK_EQ(file_mode(path), 0664);
 	/* and on load a file of another mode is set to it */
 	CHECK_EQ(chmod(path, 0600), 0);
-	CHECK_EQ(state_dir_load(dir, STATE_PERMANENT, &out, &n), 0);
+	CHECK_EQ(state_load(dir, STATE_PERMANENT, &out, &n), 0);
 	free(out);
 	CHECK_EQ(file_mode(path), 0664);
-	state_dir_close(dir);
+	state_store_close(dir);
 	/* default: created with the mode, reduced by the umask (swtpm 0.7.1) */
 	CHECK_EQ(open_dir(&dir, d, 0640, false), 0);
-	CHECK_EQ(state_dir_remove(dir, STATE_PERMANENT), 0);
-	CHECK_EQ(state_dir_store(dir, STATE_PERMANENT, (const uint8_t *)"abc", 3), 0);
+	CHECK_EQ(state_remove(dir, STATE_PERMANENT), 0);
+	CHECK_EQ(state_save(dir, STATE_PERMANENT, (const uint8_t *)"abc", 3), 0);
 	CHECK_EQ(file_mode(path), 0600);
 	umask(027);
-	CHECK_EQ(state_dir_store(dir, STATE_PERMANENT, (const uint8_t *)"abc", 3), 0);
+	CHECK_EQ(state_save(dir, STATE_PERMANENT, (const uint8_t *)"abc", 3), 0);
 	CHECK_EQ(file_mode(path), 0640);
 	/* and a load leaves the mode alone */
 	CHECK_EQ(chmod(path, 0604), 0);
-	CHECK_EQ(state_dir_load(dir, STATE_PERMANENT, &out, &n), 0);
+	CHECK_EQ(state_load(dir, STATE_PERMANENT, &out, &n), 0);
 	free(out);
 	CHECK_EQ(file_mode(path), 0604);
-	state_dir_close(dir);
+	state_store_close(dir);
 	umask(old);
 	rm_tree(d);
 }
@@ -844,7 +1337,7 @@ TEST(dir_file_mode)
 TEST(dir_store_failure_keeps_old)
 {
 	char d[64], tmp[128], path[128], target[128];
-	struct state_dir *dir;
+	struct state_store *dir;
 	uint8_t *out;
 	size_t n;
 
@@ -852,16 +1345,16 @@ TEST(dir_store_failure_keeps_old)
 	join(tmp, sizeof(tmp), d, "TMP2-00.permall");
 	join(path, sizeof(path), d, "tpm2-00.permall");
 	CHECK_EQ(open_dir(&dir, d, 0640, false), 0);
-	CHECK_EQ(state_dir_store(dir, STATE_PERMANENT, (const uint8_t *)"abc", 3), 0);
+	CHECK_EQ(state_save(dir, STATE_PERMANENT, (const uint8_t *)"abc", 3), 0);
 	/* the temp file cannot be created: a directory sits on its name */
 	CHECK_EQ(mkdir(tmp, 0700), 0);
-	CHECK_EQ(state_dir_store(dir, STATE_PERMANENT, (const uint8_t *)"defgh", 5), -EISDIR);
+	CHECK_EQ(state_save(dir, STATE_PERMANENT, (const uint8_t *)"defgh", 5), -EISDIR);
 	CHECK(file_equals(path, file_abc, sizeof(file_abc)));
 	CHECK_EQ(rmdir(tmp), 0);
 	/* a symlink planted there is not followed */
 	join(target, sizeof(target), d, "target");
 	CHECK_EQ(symlink(target, tmp), 0);
-	CHECK_EQ(state_dir_store(dir, STATE_PERMANENT, (const uint8_t *)"defgh", 5), -ELOOP);
+	CHECK_EQ(state_save(dir, STATE_PERMANENT, (const uint8_t *)"defgh", 5), -ELOOP);
 	CHECK(!exists(target));
 	CHECK(file_equals(path, file_abc, sizeof(file_abc)));
 	CHECK_EQ(unlink(tmp), 0);
@@ -879,7 +1372,7 @@ TEST(dir_store_failure_keeps_old)
 			signal(SIGXFSZ, SIG_IGN);
 			if (setrlimit(RLIMIT_FSIZE, &rl) < 0)
 				_exit(100);
-			ret = state_dir_store(dir, STATE_PERMANENT, big, sizeof(big));
+			ret = state_save(dir, STATE_PERMANENT, big, sizeof(big));
 			_exit(ret == -EFBIG ? 0 : 101);
 		}
 		CHECK(waitpid(pid, &status, 0) == pid);
@@ -889,25 +1382,25 @@ TEST(dir_store_failure_keeps_old)
 	CHECK(!exists(tmp));
 	CHECK(file_equals(path, file_abc, sizeof(file_abc)));
 	/* the rename fails (a non-empty directory holds the name): temp file gone */
-	CHECK_EQ(state_dir_remove(dir, STATE_VOLATILE), 0);
+	CHECK_EQ(state_remove(dir, STATE_VOLATILE), 0);
 	join(path, sizeof(path), d, "tpm2-00.volatilestate");
 	CHECK_EQ(mkdir(path, 0700), 0);
 	join(target, sizeof(target), path, "keep");
 	CHECK_EQ(write_file(target, "k", 1), 0);
-	CHECK(state_dir_store(dir, STATE_VOLATILE, (const uint8_t *)"abc", 3) < 0);
+	CHECK(state_save(dir, STATE_VOLATILE, (const uint8_t *)"abc", 3) < 0);
 	join(tmp, sizeof(tmp), d, "TMP2-00.volatilestate");
 	CHECK(!exists(tmp));
 	CHECK(exists(target));
 	/* and loading a directory is refused */
-	CHECK(state_dir_load(dir, STATE_VOLATILE, &out, &n) < 0);
-	state_dir_close(dir);
+	CHECK(state_load(dir, STATE_VOLATILE, &out, &n) < 0);
+	state_store_close(dir);
 	rm_tree(d);
 }
 
 TEST(dir_load_rejects)
 {
 	char d[64], path[128];
-	struct state_dir *dir;
+	struct state_store *dir;
 	uint8_t *out = NULL, buf[sizeof(file_abc)];
 	size_t n;
 	int fd;
@@ -917,24 +1410,24 @@ TEST(dir_load_rejects)
 	CHECK_EQ(open_dir(&dir, d, 0640, false), 0);
 	/* malformed */
 	CHECK_EQ(write_file(path, file_abc, sizeof(file_abc) - 1), 0);
-	CHECK_EQ(state_dir_load(dir, STATE_PERMANENT, &out, &n), -EBADMSG);
+	CHECK_EQ(state_load(dir, STATE_PERMANENT, &out, &n), -EBADMSG);
 	CHECK_EQ(write_file(path, "", 0), 0);
-	CHECK_EQ(state_dir_load(dir, STATE_PERMANENT, &out, &n), -EBADMSG);
+	CHECK_EQ(state_load(dir, STATE_PERMANENT, &out, &n), -EBADMSG);
 	/* encrypted */
 	memcpy(buf, file_abc, sizeof(buf));
 	put_be16(buf + 4, 0x0001);
 	CHECK_EQ(write_file(path, buf, sizeof(buf)), 0);
-	CHECK_EQ(state_dir_load(dir, STATE_PERMANENT, &out, &n), -ENOKEY);
+	CHECK_EQ(state_load(dir, STATE_PERMANENT, &out, &n), -ENOKEY);
 	/* too big (sparse, 16 MiB + 1) */
 	fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC);
 	CHECK(fd >= 0);
 	CHECK_EQ(ftruncate(fd, 16 * 1024 * 1024 + 1), 0);
 	close(fd);
-	CHECK_EQ(state_dir_load(dir, STATE_PERMANENT, &out, &n), -EFBIG);
+	CHECK_EQ(state_load(dir, STATE_PERMANENT, &out, &n), -EFBIG);
 	/* a FIFO does not hang us */
 	CHECK_EQ(unlink(path), 0);
 	CHECK_EQ(mkfifo(path, 0600), 0);
-	CHECK_EQ(state_dir_load(dir, STATE_PERMANENT, &out, &n), -EINVAL);
+	CHECK_EQ(state_load(dir, STATE_PERMANENT, &out, &n), -EINVAL);
 	CHECK(out == NULL);
 	/* a symlink is followed, as swtpm does */
 	CHECK_EQ(unlink(path), 0);
@@ -945,26 +1438,26 @@ TEST(dir_load_rejects)
 		CHECK_EQ(write_file(real, file_abc, sizeof(file_abc)), 0);
 		CHECK_EQ(symlink("real", path), 0);
 	}
-	CHECK_EQ(state_dir_load(dir, STATE_PERMANENT, &out, &n), 0);
+	CHECK_EQ(state_load(dir, STATE_PERMANENT, &out, &n), 0);
 	CHECK(n == 3 && memcmp(out, "abc", 3) == 0);
 	free(out);
-	state_dir_close(dir);
+	state_store_close(dir);
 	rm_tree(d);
 }
 
 TEST(dir_lock)
 {
 	char d[64], path[128];
-	struct state_dir *dir;
+	struct state_store *dir;
 	int fd;
 
 	CHECK(make_tmpdir(d, sizeof(d)));
 	join(path, sizeof(path), d, ".lock");
 	CHECK_EQ(open_dir(&dir, d, 0640, false), 0);
-	CHECK_EQ(state_dir_lock(dir), 0);
-	CHECK(state_dir_locked(dir));
-	CHECK_EQ(state_dir_lock(dir), 0);	/* idempotent */
-	CHECK(state_dir_locked(dir));
+	CHECK_EQ(state_lock(dir), 0);
+	CHECK(state_locked(dir));
+	CHECK_EQ(state_lock(dir), 0);	/* idempotent */
+	CHECK(state_locked(dir));
 	CHECK(exists(path));
 	CHECK_EQ(lock_in_child(d), -EAGAIN);
 	/* closing another descriptor of .lock keeps an OFD lock (a POSIX one would go) */
@@ -972,15 +1465,15 @@ TEST(dir_lock)
 	CHECK(fd >= 0);
 	close(fd);
 	CHECK_EQ(lock_in_child(d), -EAGAIN);
-	state_dir_unlock(dir);
-	CHECK(!state_dir_locked(dir));
-	state_dir_unlock(dir);	/* idempotent too */
+	state_unlock(dir);
+	CHECK(!state_locked(dir));
+	state_unlock(dir);	/* idempotent too */
 	CHECK_EQ(lock_in_child(d), 0);
 	CHECK(exists(path));	/* never deleted */
 	/* close releases it */
-	CHECK_EQ(state_dir_lock(dir), 0);
+	CHECK_EQ(state_lock(dir), 0);
 	CHECK_EQ(lock_in_child(d), -EAGAIN);
-	state_dir_close(dir);
+	state_store_close(dir);
 	CHECK_EQ(lock_in_child(d), 0);
 	rm_tree(d);
 }
@@ -1114,7 +1607,7 @@ static int swtpm_ioctl(struct swtpm_paths *sp, char *op, char *arg1, char *arg2)
 TEST(swtpm_lock_interop)
 {
 	struct swtpm_paths sp = { 0 };
-	struct state_dir *dir;
+	struct state_store *dir;
 	pid_t pid;
 
 	CHECK(make_tmpdir(sp.dir, sizeof(sp.dir)));
@@ -1125,10 +1618,10 @@ TEST(swtpm_lock_interop)
 	pid = swtpm_start(&sp);
 	CHECK(pid > 0);
 	CHECK_EQ(wait_for(sp.permall, pid), 0);
-	CHECK_EQ(state_dir_lock(dir), -EAGAIN);
-	CHECK(!state_dir_locked(dir));
+	CHECK_EQ(state_lock(dir), -EAGAIN);
+	CHECK(!state_locked(dir));
 	stop(pid);
-	CHECK_EQ(state_dir_lock(dir), 0);
+	CHECK_EQ(state_lock(dir), 0);
 
 	/* we hold it: swtpm cannot start */
 	pid = swtpm_start(&sp);
@@ -1137,13 +1630,13 @@ TEST(swtpm_lock_interop)
 	CHECK(log_has(sp.log, "Could not lock access to lockfile"));
 
 	/* and can once we let go */
-	state_dir_unlock(dir);
+	state_unlock(dir);
 	pid = swtpm_start(&sp);
 	CHECK(pid > 0);
 	CHECK_EQ(wait_for(sp.ctrl, pid), 0);
 	CHECK_EQ(swtpm_ioctl(&sp, "-s", NULL, NULL), 0);
 	CHECK_EQ(wait_exit(pid), 0);
-	state_dir_close(dir);
+	state_store_close(dir);
 	rm_tree(sp.dir);
 }
 
@@ -1151,7 +1644,7 @@ TEST(swtpm_lock_interop)
 TEST(swtpm_format_interop)
 {
 	struct swtpm_paths sp = { 0 };
-	struct state_dir *dir;
+	struct state_store *dir;
 	uint8_t *file, *payload, *blob, *enc;
 	size_t file_len, payload_len, blob_len, enc_len, n;
 	const uint8_t *p;
@@ -1167,11 +1660,11 @@ TEST(swtpm_format_interop)
 	CHECK_EQ(wait_for(sp.permall, pid), 0);
 	stop(pid);
 	CHECK_EQ(read_file(sp.permall, &file, &file_len), 0);
-	CHECK_EQ(state_dir_load(dir, STATE_PERMANENT, &payload, &payload_len), 0);
+	CHECK_EQ(state_load(dir, STATE_PERMANENT, &payload, &payload_len), 0);
 	CHECK_EQ(payload_len + 16, file_len);
 	CHECK(payload_len > 8 && memcmp(payload + 2, "\xab\x36\x47\x23", 4) == 0);
 	/* stored back byte for byte */
-	CHECK_EQ(state_dir_store(dir, STATE_PERMANENT, payload, payload_len), 0);
+	CHECK_EQ(state_save(dir, STATE_PERMANENT, payload, payload_len), 0);
 	CHECK(file_equals(sp.permall, file, file_len));
 
 	/* swtpm starts from our file and hands out a blob we can read and write */
@@ -1199,7 +1692,7 @@ TEST(swtpm_format_interop)
 	free(blob);
 	free(payload);
 	free(file);
-	state_dir_close(dir);
+	state_store_close(dir);
 	rm_tree(sp.dir);
 }
 
@@ -1231,6 +1724,14 @@ int main(void)
 		UNIT(dir_store_failure_keeps_old),
 		UNIT(dir_load_rejects),
 		UNIT(dir_lock),
+		UNIT(linear_decode_example),
+		UNIT(linear_decode_rejects),
+		UNIT(linear_store_load),
+		UNIT(linear_formats_only_empty),
+		UNIT(linear_mode),
+		UNIT(linear_lock),
+		UNIT(linear_full_keeps_old),
+		UNIT(linear_killed_mid_store),
 	};
 	static const struct unit_test swtpm_tests[] = {
 		UNIT(swtpm_lock_interop),

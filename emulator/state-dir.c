@@ -8,7 +8,7 @@
  * first use, so they keep working after a chroot and the directory can be
  * fsynced.  A struct state_dir is used by one thread at a time.
  */
-#include "state.h"
+#include "state-store.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -21,60 +21,19 @@
 
 #include "log.h"
 
-/* libtpms blobs are a few KiB; refuse to malloc whatever a file claims. */
-#define STATE_FILE_MAX		(16u * 1024 * 1024)
 #define STATE_LOCK_NAME		".lock"
 #define STATE_LOCK_MODE		0660
 #define STATE_NAME_MAX		64
 
 struct state_dir {
-	char *path;
-	mode_t mode;
-	bool mode_set;
-	bool tpm2;
-	bool fsync;
-	int dir_fd;		/* -1 until first needed */
-	int lock_fd;		/* -1 while unlocked */
+	struct state_store store;	/* first: the generic layer's view */
+	int dir_fd;			/* -1 until first needed */
+	int lock_fd;			/* -1 while unlocked */
 };
 
-int state_dir_open(struct state_dir **out, const struct state_dir_config *cfg)
+static struct state_dir *state_dir_of(struct state_store *st)
 {
-	struct state_dir *dir;
-
-	if (!cfg->path || !cfg->path[0] || (cfg->mode & ~(mode_t)07777))
-		return -EINVAL;
-	dir = calloc(1, sizeof(*dir));
-	if (!dir)
-		return -ENOMEM;
-	dir->path = strdup(cfg->path);
-	if (!dir->path) {
-		free(dir);
-		return -ENOMEM;
-	}
-	dir->mode = cfg->mode;
-	dir->mode_set = cfg->mode_set;
-	dir->tpm2 = cfg->tpm2;
-	dir->fsync = cfg->fsync;
-	dir->dir_fd = -1;
-	dir->lock_fd = -1;
-	*out = dir;
-	return 0;
-}
-
-void state_dir_close(struct state_dir *dir)
-{
-	if (!dir)
-		return;
-	state_dir_unlock(dir);
-	if (dir->dir_fd >= 0)
-		close(dir->dir_fd);
-	free(dir->path);
-	free(dir);
-}
-
-const char *state_dir_path(const struct state_dir *dir)
-{
-	return dir->path;
+	return (struct state_dir *)st;
 }
 
 static int state_dir_fd(struct state_dir *dir)
@@ -83,11 +42,11 @@ static int state_dir_fd(struct state_dir *dir)
 
 	if (dir->dir_fd >= 0)
 		return dir->dir_fd;
-	fd = open(dir->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	fd = open(dir->store.path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0) {
 		int err = errno;
 
-		log_errno(LOG_ERR, err, "cannot open state directory %s", dir->path);
+		log_errno(LOG_ERR, err, "cannot open state directory %s", dir->store.path);
 		return -err;
 	}
 	dir->dir_fd = fd;
@@ -103,7 +62,7 @@ static int state_dir_name(const struct state_dir *dir, enum state_kind kind, boo
 
 	if (!kname)
 		return -EINVAL;
-	n = snprintf(buf, size, "%s%s-00.%s", tmp ? "TMP" : "tpm", dir->tpm2 ? "2" : "", kname);
+	n = snprintf(buf, size, "%s%s-00.%s", tmp ? "TMP" : "tpm", dir->store.tpm2 ? "2" : "", kname);
 	if (n < 0 || (size_t)n >= size)
 		return -ENAMETOOLONG;
 	return 0;
@@ -111,8 +70,9 @@ static int state_dir_name(const struct state_dir *dir, enum state_kind kind, boo
 
 /* ---- lock ---- */
 
-int state_dir_lock(struct state_dir *dir)
+static int state_dir_lock(struct state_store *st)
 {
+	struct state_dir *dir = state_dir_of(st);
 	struct flock fl = {
 		.l_type = F_WRLCK,
 		.l_whence = SEEK_SET,
@@ -121,8 +81,6 @@ int state_dir_lock(struct state_dir *dir)
 	};
 	int dfd, fd, err;
 
-	if (dir->lock_fd >= 0)
-		return 0;
 	dfd = state_dir_fd(dir);
 	if (dfd < 0)
 		return dfd;
@@ -131,7 +89,7 @@ int state_dir_lock(struct state_dir *dir)
 		    STATE_LOCK_MODE);
 	if (fd < 0) {
 		err = errno;
-		log_errno(LOG_ERR, err, "cannot open lock file %s/%s", dir->path, STATE_LOCK_NAME);
+		log_errno(LOG_ERR, err, "cannot open lock file %s/%s", dir->store.path, STATE_LOCK_NAME);
 		return -err;
 	}
 	/*
@@ -144,49 +102,25 @@ int state_dir_lock(struct state_dir *dir)
 		close(fd);
 		if (err == EAGAIN || err == EACCES) {
 			/* The caller says it once where it matters; LOCK_STORAGE retries would repeat it. */
-			log_debug("state directory %s is locked by another process", dir->path);
+			log_debug("state directory %s is locked by another process", dir->store.path);
 			return -EAGAIN;
 		}
-		log_errno(LOG_ERR, err, "cannot lock %s/%s", dir->path, STATE_LOCK_NAME);
+		log_errno(LOG_ERR, err, "cannot lock %s/%s", dir->store.path, STATE_LOCK_NAME);
 		return -err;
 	}
 	dir->lock_fd = fd;
 	return 0;
 }
 
-void state_dir_unlock(struct state_dir *dir)
+static void state_dir_unlock(struct state_store *st)
 {
-	if (dir->lock_fd < 0)
-		return;
+	struct state_dir *dir = state_dir_of(st);
+
 	close(dir->lock_fd);
 	dir->lock_fd = -1;
 }
 
-bool state_dir_locked(const struct state_dir *dir)
-{
-	return dir->lock_fd >= 0;
-}
-
 /* ---- load ---- */
-
-static int state_read_all(int fd, uint8_t *buf, size_t len)
-{
-	size_t done = 0;
-
-	while (done < len) {
-		ssize_t n = read(fd, buf + done, len - done);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (n == 0)
-			return -EIO;	/* shrank since fstat */
-		done += (size_t)n;
-	}
-	return 0;
-}
 
 /* fd is open on name; reads it whole, as fstat sized it. */
 static int state_dir_read(struct state_dir *dir, int fd, const char *name,
@@ -198,31 +132,31 @@ static int state_dir_read(struct state_dir *dir, int fd, const char *name,
 
 	if (fstat(fd, &st) < 0) {
 		ret = -errno;
-		log_errno(LOG_ERR, -ret, "cannot stat %s/%s", dir->path, name);
+		log_errno(LOG_ERR, -ret, "cannot stat %s/%s", dir->store.path, name);
 		return ret;
 	}
 	if (!S_ISREG(st.st_mode)) {
-		log_err("%s/%s is not a regular file", dir->path, name);
+		log_err("%s/%s is not a regular file", dir->store.path, name);
 		return -EINVAL;
 	}
 	if (st.st_size > (off_t)STATE_FILE_MAX) {
-		log_err("%s/%s is too big (%lld bytes, at most %u)", dir->path, name,
+		log_err("%s/%s is too big (%lld bytes, at most %u)", dir->store.path, name,
 			(long long)st.st_size, STATE_FILE_MAX);
 		return -EFBIG;
 	}
 	/* mode= applies to every state file, also to ones someone else created (swtpm 0.9+). */
-	if (dir->mode_set && (st.st_mode & 07777) != dir->mode && fchmod(fd, dir->mode) < 0) {
+	if (dir->store.mode_set && (st.st_mode & 07777) != dir->store.mode && fchmod(fd, dir->store.mode) < 0) {
 		ret = -errno;
-		log_errno(LOG_ERR, -ret, "cannot chmod %s/%s to %04o", dir->path, name,
-			  (unsigned int)dir->mode);
+		log_errno(LOG_ERR, -ret, "cannot chmod %s/%s to %04o", dir->store.path, name,
+			  (unsigned int)dir->store.mode);
 		return ret;
 	}
 	buf = malloc(st.st_size ? (size_t)st.st_size : 1);
 	if (!buf)
 		return -ENOMEM;
-	ret = state_read_all(fd, buf, (size_t)st.st_size);
+	ret = state_pread_all(fd, buf, (size_t)st.st_size, 0);
 	if (ret) {
-		log_errno(LOG_ERR, -ret, "cannot read %s/%s", dir->path, name);
+		log_errno(LOG_ERR, -ret, "cannot read %s/%s", dir->store.path, name);
 		free(buf);
 		return ret;
 	}
@@ -231,12 +165,10 @@ static int state_dir_read(struct state_dir *dir, int fd, const char *name,
 	return 0;
 }
 
-int state_dir_load(struct state_dir *dir, enum state_kind kind, uint8_t **payload, size_t *len)
+static int state_dir_load(struct state_store *st, enum state_kind kind, uint8_t **file, size_t *len)
 {
+	struct state_dir *dir = state_dir_of(st);
 	char name[STATE_NAME_MAX];
-	const uint8_t *plain;
-	uint8_t *file = NULL, *copy;
-	size_t file_len = 0, plain_len;
 	int dfd, fd, ret;
 
 	ret = state_dir_name(dir, kind, false, name, sizeof(name));
@@ -253,57 +185,15 @@ int state_dir_load(struct state_dir *dir, enum state_kind kind, uint8_t **payloa
 	if (fd < 0) {
 		ret = -errno;
 		if (ret != -ENOENT)	/* no state yet */
-			log_errno(LOG_ERR, -ret, "cannot open %s/%s", dir->path, name);
+			log_errno(LOG_ERR, -ret, "cannot open %s/%s", dir->store.path, name);
 		return ret;
 	}
-	ret = state_dir_read(dir, fd, name, &file, &file_len);
+	ret = state_dir_read(dir, fd, name, file, len);
 	close(fd);
-	if (ret)
-		return ret;
-
-	ret = state_file_decode(file, file_len, &plain, &plain_len);
-	if (ret == -ENOKEY) {
-		log_err("%s/%s is encrypted; no state key is configured", dir->path, name);
-		goto free_file;
-	}
-	if (ret) {
-		log_err("%s/%s is not a valid swtpm state file", dir->path, name);
-		goto free_file;
-	}
-	copy = malloc(plain_len ? plain_len : 1);
-	if (!copy) {
-		ret = -ENOMEM;
-		goto free_file;
-	}
-	if (plain_len)
-		memcpy(copy, plain, plain_len);
-	*payload = copy;
-	*len = plain_len;
-free_file:
-	free(file);
 	return ret;
 }
 
 /* ---- store ---- */
-
-static int state_write_all(int fd, const uint8_t *buf, size_t len)
-{
-	size_t done = 0;
-
-	while (done < len) {
-		ssize_t n = write(fd, buf + done, len - done);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		if (n == 0)
-			return -EIO;
-		done += (size_t)n;
-	}
-	return 0;
-}
 
 /* Writes, syncs and closes the temp file; fd is closed on every path. */
 static int state_dir_write_tmp(struct state_dir *dir, int fd, const char *tmp,
@@ -312,25 +202,25 @@ static int state_dir_write_tmp(struct state_dir *dir, int fd, const char *tmp,
 	int ret;
 
 	/* O_CREAT's mode is reduced by the umask; mode= asks for an exact one (as swtpm 0.9+). */
-	if (dir->mode_set && fchmod(fd, dir->mode) < 0) {
+	if (dir->store.mode_set && fchmod(fd, dir->store.mode) < 0) {
 		ret = -errno;
-		log_errno(LOG_ERR, -ret, "cannot chmod %s/%s", dir->path, tmp);
+		log_errno(LOG_ERR, -ret, "cannot chmod %s/%s", dir->store.path, tmp);
 		goto close_fd;
 	}
-	ret = state_write_all(fd, file, file_len);
+	ret = state_pwrite_all(fd, file, file_len, 0);
 	if (ret) {
-		log_errno(LOG_ERR, -ret, "cannot write %s/%s", dir->path, tmp);
+		log_errno(LOG_ERR, -ret, "cannot write %s/%s", dir->store.path, tmp);
 		goto close_fd;
 	}
-	if (dir->fsync && fsync(fd) < 0) {
+	if (dir->store.fsync && fsync(fd) < 0) {
 		ret = -errno;
-		log_errno(LOG_ERR, -ret, "cannot fsync %s/%s", dir->path, tmp);
+		log_errno(LOG_ERR, -ret, "cannot fsync %s/%s", dir->store.path, tmp);
 		goto close_fd;
 	}
 	/* NFS and friends report write-back errors here. */
 	if (close(fd) < 0) {
 		ret = -errno;
-		log_errno(LOG_ERR, -ret, "cannot close %s/%s", dir->path, tmp);
+		log_errno(LOG_ERR, -ret, "cannot close %s/%s", dir->store.path, tmp);
 		return ret;
 	}
 	return 0;
@@ -340,11 +230,10 @@ close_fd:
 	return ret;
 }
 
-int state_dir_store(struct state_dir *dir, enum state_kind kind, const uint8_t *payload, size_t len)
+static int state_dir_store(struct state_store *st, enum state_kind kind, const uint8_t *file, size_t file_len)
 {
+	struct state_dir *dir = state_dir_of(st);
 	char name[STATE_NAME_MAX], tmp[STATE_NAME_MAX];
-	uint8_t *file;
-	size_t file_len;
 	int dfd, fd, ret;
 
 	ret = state_dir_name(dir, kind, false, name, sizeof(name));
@@ -356,30 +245,20 @@ int state_dir_store(struct state_dir *dir, enum state_kind kind, const uint8_t *
 	dfd = state_dir_fd(dir);
 	if (dfd < 0)
 		return dfd;
-	ret = state_file_encode(payload, len, &file, &file_len);
-	if (ret)
-		return ret;
-	/* Never write what state_dir_load would refuse. */
-	if (file_len > STATE_FILE_MAX) {
-		log_err("%s state of %zu bytes is too big for %s (at most %u)",
-			state_kind_name(kind), len, dir->path, STATE_FILE_MAX);
-		ret = -EFBIG;
-		goto free_file;
-	}
 
 	/* A stale temp file from a crash is truncated and reused. */
-	fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, dir->mode);
+	fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, dir->store.mode);
 	if (fd < 0) {
 		ret = -errno;
-		log_errno(LOG_ERR, -ret, "cannot create %s/%s", dir->path, tmp);
-		goto free_file;
+		log_errno(LOG_ERR, -ret, "cannot create %s/%s", dir->store.path, tmp);
+		return ret;
 	}
 	ret = state_dir_write_tmp(dir, fd, tmp, file, file_len);
 	if (ret)
 		goto unlink_tmp;
 	if (renameat(dfd, tmp, dfd, name) < 0) {
 		ret = -errno;
-		log_errno(LOG_ERR, -ret, "cannot rename %s/%s to %s", dir->path, tmp, name);
+		log_errno(LOG_ERR, -ret, "cannot rename %s/%s to %s", dir->store.path, tmp, name);
 		goto unlink_tmp;
 	}
 	/*
@@ -388,22 +267,21 @@ int state_dir_store(struct state_dir *dir, enum state_kind kind, const uint8_t *
 	 * Without the directory sync a power loss may bring the old one back;
 	 * the next store syncs the directory again.
 	 */
-	if (dir->fsync && fsync(dfd) < 0)
+	if (dir->store.fsync && fsync(dfd) < 0)
 		log_errno(LOG_ERR, errno, "cannot fsync directory %s: %s may not survive a power loss",
-			  dir->path, name);
-	goto free_file;
+			  dir->store.path, name);
+	return 0;
 
 unlink_tmp:
 	unlinkat(dfd, tmp, 0);
-free_file:
-	free(file);
 	return ret;
 }
 
 /* ---- remove, size ---- */
 
-int state_dir_remove(struct state_dir *dir, enum state_kind kind)
+static int state_dir_remove(struct state_store *st, enum state_kind kind)
 {
+	struct state_dir *dir = state_dir_of(st);
 	char name[STATE_NAME_MAX];
 	int dfd, ret;
 
@@ -417,36 +295,101 @@ int state_dir_remove(struct state_dir *dir, enum state_kind kind)
 		ret = -errno;
 		if (ret == -ENOENT)
 			return 0;
-		log_errno(LOG_ERR, -ret, "cannot remove %s/%s", dir->path, name);
+		log_errno(LOG_ERR, -ret, "cannot remove %s/%s", dir->store.path, name);
 		return ret;
 	}
 	/* A volatile state that comes back after a power loss would be resumed. */
-	if (dir->fsync && fsync(dfd) < 0) {
+	if (dir->store.fsync && fsync(dfd) < 0) {
 		ret = -errno;
-		log_errno(LOG_ERR, -ret, "cannot fsync directory %s", dir->path);
+		log_errno(LOG_ERR, -ret, "cannot fsync directory %s", dir->store.path);
 		return ret;
 	}
 	return 0;
 }
 
-int state_dir_file_size(struct state_dir *dir, enum state_kind kind, size_t *size)
+/* As swtpm's --print-states: the size of each file, header included. */
+static int state_dir_list(struct state_store *st, struct state_info out[STATE_LINEAR_SLOTS], size_t *n)
 {
+	struct state_dir *dir = state_dir_of(st);
 	char name[STATE_NAME_MAX];
-	struct stat st;
 	int dfd, ret;
 
-	ret = state_dir_name(dir, kind, false, name, sizeof(name));
-	if (ret)
+	/* As swtpm: listing takes the lock, so it fails while a TPM serves the directory. */
+	ret = state_lock(st);
+	if (ret < 0) {
+		log_errno(LOG_ERR, -ret, "cannot lock %s", st->name);
 		return ret;
+	}
 	dfd = state_dir_fd(dir);
 	if (dfd < 0)
 		return dfd;
-	if (fstatat(dfd, name, &st, 0) < 0) {
-		ret = -errno;
-		if (ret != -ENOENT)
-			log_errno(LOG_ERR, -ret, "cannot stat %s/%s", dir->path, name);
-		return ret;
+	for (enum state_kind kind = STATE_PERMANENT; kind <= STATE_SAVESTATE; kind++) {
+		struct stat sb;
+
+		ret = state_dir_name(dir, kind, false, name, sizeof(name));
+		if (ret)
+			return ret;
+		if (fstatat(dfd, name, &sb, 0) < 0) {
+			ret = -errno;
+			if (ret == -ENOENT)
+				continue;
+			log_errno(LOG_ERR, -ret, "cannot stat %s/%s", dir->store.path, name);
+			return ret;
+		}
+		out[*n].name = state_kind_name(kind);
+		out[*n].size = (size_t)sb.st_size;
+		(*n)++;
 	}
-	*size = (size_t)st.st_size;
 	return 0;
+}
+
+static int state_dir_check(struct state_store *st)
+{
+	struct stat sb;
+
+	if (stat(st->path, &sb) < 0) {
+		int err = errno;
+
+		log_errno(LOG_ERR, err, "%s", st->name);
+		return -err;
+	}
+	if (!S_ISDIR(sb.st_mode)) {
+		log_errno(LOG_ERR, ENOTDIR, "%s", st->name);
+		return -ENOTDIR;
+	}
+	return 0;
+}
+
+static void state_dir_destroy(struct state_store *st)
+{
+	struct state_dir *dir = state_dir_of(st);
+
+	if (dir->lock_fd >= 0)
+		close(dir->lock_fd);
+	if (dir->dir_fd >= 0)
+		close(dir->dir_fd);
+	free(dir);
+}
+
+static const struct state_store_ops state_dir_ops = {
+	.check = state_dir_check,
+	.lock = state_dir_lock,
+	.unlock = state_dir_unlock,
+	.read = state_dir_load,
+	.write = state_dir_store,
+	.remove = state_dir_remove,
+	.list = state_dir_list,
+	.destroy = state_dir_destroy,
+};
+
+struct state_store *state_dir_new(void)
+{
+	struct state_dir *dir = calloc(1, sizeof(*dir));
+
+	if (!dir)
+		return NULL;
+	dir->store.ops = &state_dir_ops;
+	dir->dir_fd = -1;
+	dir->lock_fd = -1;
+	return &dir->store;
 }
