@@ -143,8 +143,8 @@ static int linear_fail(struct state_linear *lf, int err, const char *what)
 }
 
 /*
- * Opens the volume on first use.  create: at TPM start, as swtpm creates a
- * missing file then; a load or a listing never creates one.
+ * Opens the volume on first use.  create: at TPM start and for a listing,
+ * where swtpm creates a missing file too; a load never creates one.
  */
 static int linear_open(struct state_linear *lf, bool create)
 {
@@ -452,9 +452,12 @@ static int linear_list(struct state_store *st, struct state_info out[STATE_LINEA
 	uint64_t vol_len;
 	int ret;
 
-	ret = linear_open(lf, false);
-	if (ret == -ENOENT)
-		return 0;	/* nothing yet, and a listing creates nothing */
+	/*
+	 * A missing file is created, empty, as swtpm's listing creates it:
+	 * swtpm_setup unlinks the file next when it finds no permall, and
+	 * fails if there is none to unlink.
+	 */
+	ret = linear_open(lf, true);
 	if (ret == 0)
 		ret = linear_current(lf, &layout, &vol_len);
 	if (ret)
