@@ -43,6 +43,7 @@ struct state_linear {
 	struct state_store store;	/* first: the generic layer's view */
 	int fd;				/* -1 until first needed; kept until close */
 	bool blockdev;
+	bool formatted;			/* the magic was there at the last header read */
 };
 
 static struct state_linear *state_linear_of(struct state_store *st)
@@ -211,6 +212,7 @@ static int linear_layout(struct state_linear *lf, int fd, uint64_t vol_len,
 	if (ret)
 		return linear_fail(lf, -ret, "cannot read the header");
 	ret = state_linear_decode(hdr, vol_len, layout);
+	lf->formatted = ret == 0;
 	switch (ret) {
 	case 0:
 		return 0;
@@ -406,6 +408,9 @@ static int linear_commit(struct state_linear *lf, enum state_kind kind, const ui
 	if (ret)
 		goto free_run;
 	state_linear_encode(&new, hdr);
+	/* swtpm's words, at log level 1: operators and their scripts know this line. */
+	if (!lf->formatted)
+		log_info("Formatting 'file://%s' as new linear NVRAM store", lf->store.path);
 	ret = state_pwrite_all(lf->fd, hdr, sizeof(hdr), 0);
 	if (ret == 0)
 		ret = linear_sync(lf);
