@@ -12,7 +12,7 @@
 set -u
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
-SUITES=${SUITES:-"unit unit-asan abi static fuzz integration integration-asan vm"}
+SUITES=${SUITES:-"unit unit-asan abi static fuzz integration integration-asan vm libvirt"}
 export BUILD
 
 log=$(mktemp -d "${TMPDIR:-/tmp}/vtpm-check.XXXXXX")
@@ -72,6 +72,7 @@ for s in $SUITES; do
 	integration)	run_suite integration python3 tests/integration/run.py --build "$BUILD" ;;
 	integration-asan) run_suite integration-asan run_integration_asan ;;
 	vm)		run_suite vm tests/vm/run.sh --build "$BUILD" ;;
+	libvirt)	run_suite libvirt tests/libvirt/run.sh --build "$BUILD" ;;
 	*)		echo "FAIL suite/$s: unknown suite" ;;
 	esac
 done | tee "$log/all"
