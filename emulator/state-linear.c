@@ -260,7 +260,11 @@ static int linear_check(struct state_store *st)
 	}
 	if (ret)
 		return ret;
-	return linear_current(lf, &layout, &vol_len);
+	ret = linear_current(lf, &layout, &vol_len);
+	/* Held from TPM start on, as swtpm holds it; not before. */
+	close(lf->fd);
+	lf->fd = -1;
+	return ret;
 }
 
 static int linear_lock(struct state_store *st)

@@ -18,6 +18,11 @@
  *   thread_unlock_delay=MS   the next pthread_mutex_unlock() by a thread other
  *                            than the main one sleeps MS first (once): the
  *                            worker, woken with a job, is slow to reach libtpms
+ *   pwrite_crash=N:HOW       the Nth pwrite() after this line was read kills
+ *                            the process (SIGKILL): HOW is before (nothing
+ *                            written), after (all written) or torn (the first
+ *                            half, in whole 512-byte sectors, written: a power
+ *                            cut; a write within one sector is never torn)
  * Only raw syscalls, glibc's internal entry points and stack buffers here:
  * this code runs inside malloc and pthread_mutex_unlock.
  */
@@ -25,6 +30,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -52,7 +58,11 @@ struct fault_spec {
 	size_t malloc_min;
 	long thread_unlock_delay;
 	long listen_delay;
+	long pwrite_crash_at, pwrite_count;
+	int pwrite_crash_how;
 };
+
+enum { CRASH_BEFORE = 1, CRASH_TORN, CRASH_AFTER };
 
 static struct fault_spec spec;
 static struct timespec spec_mtime;
@@ -106,7 +116,13 @@ static void spec_line(struct fault_spec *s, const char *line)
 		s->thread_unlock_delay = parse_num(v);
 	else if (KEY("malloc_min"))
 		s->malloc_min = (size_t)parse_num(v);
-	else if (KEY("accept")) {
+	else if (KEY("pwrite_crash")) {
+		const char *how = strchr(v, ':');
+
+		s->pwrite_crash_at = parse_num(v);
+		s->pwrite_crash_how = !how ? CRASH_BEFORE : !strcmp(how + 1, "after") ? CRASH_AFTER :
+				      !strcmp(how + 1, "torn") ? CRASH_TORN : CRASH_BEFORE;
+	} else if (KEY("accept")) {
 		const char *c = strchr(v, ':');
 
 		s->accept_err = parse_errno(v);
@@ -237,6 +253,38 @@ int accept4(int fd, struct sockaddr *addr, socklen_t *len, int flags)
 		return -1;
 	}
 	return REAL(accept4)(fd, addr, len, flags);
+}
+
+/* The crash of pwrite_crash, if this call is the one; else returns to write normally. */
+static void pwrite_maybe_crash(int fd, const void *buf, size_t len, off_t off)
+{
+	struct fault_spec s = spec_get();
+	long n;
+
+	if (!s.pwrite_crash_at)
+		return;
+	__pthread_mutex_lock(&spec_lock);
+	n = ++spec.pwrite_count;
+	__pthread_mutex_unlock(&spec_lock);
+	if (n != s.pwrite_crash_at)
+		return;
+	if (s.pwrite_crash_how == CRASH_AFTER)
+		syscall(SYS_pwrite64, fd, buf, len, off);
+	else if (s.pwrite_crash_how == CRASH_TORN && len / 2 >= 512)
+		syscall(SYS_pwrite64, fd, buf, len / 2 / 512 * 512, off);
+	syscall(SYS_kill, syscall(SYS_getpid), SIGKILL);
+}
+
+ssize_t pwrite(int fd, const void *buf, size_t len, off_t off)
+{
+	pwrite_maybe_crash(fd, buf, len, off);
+	return syscall(SYS_pwrite64, fd, buf, len, off);
+}
+
+ssize_t pwrite64(int fd, const void *buf, size_t len, off_t off)
+{
+	pwrite_maybe_crash(fd, buf, len, off);
+	return syscall(SYS_pwrite64, fd, buf, len, off);
 }
 
 int listen(int fd, int backlog)

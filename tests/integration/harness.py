@@ -648,8 +648,9 @@ class Ctx:
     def _start(self, kind=None, ctrl='unix', server='unix', flags='not-need-init,startup-clear',
               state=None, extra=(), tpm2_opt=True, log_level=2, ready=True, name=None,
               pass_fds=(), preexec_fn=None, argv=None, env=None, ctrl_opts='', state_opts='',
-              fd_map=None, ctrl_addr=None, data_addr=None, close_fds=True):
-        """Starts a daemon with swtpm's argv in a fresh (or the given) state dir."""
+              fd_map=None, ctrl_addr=None, data_addr=None, close_fds=True, tpmstate=None):
+        """Starts a daemon with swtpm's argv in a fresh (or the given) state dir;
+        tpmstate: the whole --tpmstate value instead (e.g. backend-uri=file://F)."""
         kind = kind or self.kind
         self.seq += 1
         name = name or 'd%d' % self.seq
@@ -660,7 +661,7 @@ class Ctx:
             args = []
             if tpm2_opt:
                 args.append('--tpm2')
-            args += ['--tpmstate', 'dir=%s%s' % (state, state_opts)]
+            args += ['--tpmstate', tpmstate or 'dir=%s%s' % (state, state_opts)]
             if server == 'tcp' or ctrl == 'tcp':
                 port = free_port_pair()
             if server == 'unix':
