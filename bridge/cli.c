@@ -2,11 +2,20 @@
 #include "cli.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
+#include <grp.h>
 #include <limits.h>
+#include <pwd.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include "tpm.h"
 
@@ -28,6 +37,7 @@ enum {
 	OPT_CUSE,
 	OPT_VTPM_PROXY,
 	OPT_CHARDEV,
+	OPT_FD,
 	OPT_UNSUPPORTED,
 };
 
@@ -58,7 +68,8 @@ static const struct option cli_options[] = {
 	{ "vtpm-proxy", no_argument, NULL, OPT_VTPM_PROXY },
 	{ "cuse", required_argument, NULL, OPT_CUSE },
 	{ "chardev", required_argument, NULL, OPT_CHARDEV },
-	{ "fd", required_argument, NULL, OPT_CHARDEV },
+	/* socket: -f/--fd, the data channel; chardev: its TPM device (refused) */
+	{ "fd", required_argument, NULL, OPT_FD },
 	/* Later issues add these; until then they are refused by name. */
 	{ "key", required_argument, NULL, OPT_UNSUPPORTED },
 	{ "migration-key", required_argument, NULL, OPT_UNSUPPORTED },
@@ -67,10 +78,30 @@ static const struct option cli_options[] = {
 	{ NULL, 0, NULL, 0 },
 };
 
-static int cli_error(const char *opt, const char *fmt, const char *what)
+/*
+ * What the option loop keeps for after it.  As swtpm's getopt loop, a list
+ * option given again replaces the earlier one whole, so only the last of
+ * each is parsed, once the loop is done.
+ */
+struct cli_raw {
+	char *tpmstate, *ctrl, *server, *flags, *pid, *log, *locality, *migration;
+	bool server_from_port;		/* -p came after the last --server */
+	uint16_t port;			/* -p N */
+	char port_env[8];		/* -p's N in decimal: swtpm puts it in $TPM_PORT */
+	int data_fd;			/* -f/--fd N, or -1 */
+	const char *data_fd_opt;	/* "-f" or "--fd", as given */
+};
+
+static int cli_error(const char *opt, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int cli_error(const char *opt, const char *fmt, ...)
 {
+	va_list ap;
+
 	fprintf(stderr, "vtpm-bridge: %s: ", opt);
-	fprintf(stderr, fmt, what);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
 	fputc('\n', stderr);
 	return -1;
 }
@@ -91,116 +122,206 @@ static int cli_number(const char *s, int base, unsigned long max, unsigned long 
 	return 0;
 }
 
-/* Splits the next "key[=value]" off a comma list, in place. */
-static bool cli_next_kv(char **list, char **key, char **value)
-{
-	char *s = *list, *comma, *eq;
+/* ---- name=value lists (cli-forms.md section 1) ---- */
 
-	if (!s || !*s)
-		return false;
-	comma = strchr(s, ',');
-	if (comma) {
-		*comma = '\0';
-		*list = comma + 1;
-	} else {
-		*list = NULL;
+#define CLI_MAX_ITEMS	16
+
+struct cli_items {
+	const char *opt;		/* the option, for errors */
+	size_t n;
+	char *name[CLI_MAX_ITEMS];
+	char *value[CLI_MAX_ITEMS];	/* NULL: a bare name, which means true */
+};
+
+/*
+ * Splits at every comma (nothing escapes one), skipping empty items; a
+ * name ends at its first '=' and the value keeps the rest verbatim, '='
+ * and spaces included.  An empty value is an error, as in swtpm.
+ */
+static int cli_split(const char *opt, char *list, struct cli_items *it)
+{
+	it->opt = opt;
+	it->n = 0;
+	while (list) {
+		char *item = strsep(&list, ","), *eq;
+
+		if (!*item)
+			continue;
+		if (it->n == CLI_MAX_ITEMS)
+			return cli_error(opt, "more than %d parameters", CLI_MAX_ITEMS);
+		eq = strchr(item, '=');
+		if (eq) {
+			*eq++ = '\0';
+			if (!*eq)
+				return cli_error(opt, "'%s=' has an empty value", item);
+		}
+		it->name[it->n] = item;
+		it->value[it->n++] = eq;
 	}
-	eq = strchr(s, '=');
-	if (eq)
-		*eq++ = '\0';
-	*key = s;
-	*value = eq;
-	return true;
+	return 0;
 }
 
-static int cli_fd(const char *opt, const char *value, int *fd)
+/*
+ * The handlers walk a list last to first: each occurrence is checked, and
+ * the first of a repeated name is the one that stays, as in swtpm.
+ */
+#define cli_items_each(it, i)	for (size_t i = (it)->n; i-- > 0;)
+
+static int cli_unknown(const struct cli_items *it, size_t i)
+{
+	return cli_error(it->opt, "unknown parameter '%s'", it->name[i]);
+}
+
+/* swtpm's booleans: a bare name, or true or 1 in any case; anything else is false. */
+static bool cli_bool(const struct cli_items *it, size_t i)
+{
+	const char *v = it->value[i];
+
+	return !v || !strcasecmp(v, "true") || !strcmp(v, "1");
+}
+
+/* A string parameter; a bare name is refused (swtpm would take the path "true"). */
+static int cli_string(const struct cli_items *it, size_t i, const char **out)
+{
+	if (!it->value[i])
+		return cli_error(it->opt, "'%s' needs a value (%s=...)", it->name[i], it->name[i]);
+	*out = it->value[i];
+	return 0;
+}
+
+static int cli_decimal(const struct cli_items *it, size_t i, unsigned long max, unsigned long *out)
+{
+	const char *v = it->value[i] ? it->value[i] : "";
+
+	if (cli_number(v, 10, max, out) < 0 && max == ULONG_MAX)
+		return cli_error(it->opt, "%s '%s' is not a decimal number", it->name[i], v);
+	if (cli_number(v, 10, max, out) < 0)
+		return cli_error(it->opt, "%s '%s' is not a decimal number up to %lu", it->name[i], v, max);
+	return 0;
+}
+
+static int cli_fd(const struct cli_items *it, size_t i, int *fd)
 {
 	unsigned long v;
 
-	if (!value || cli_number(value, 10, INT_MAX, &v) < 0)
-		return cli_error(opt, "'%s' is not a file descriptor number", value ? value : "");
+	if (cli_decimal(it, i, INT_MAX, &v) < 0)
+		return -1;
 	*fd = (int)v;
 	return 0;
 }
 
-static int cli_mode(const char *opt, const char *value, mode_t *mode, bool *set)
+/* mode= is octal, at most 0777, as swtpm's. */
+static int cli_mode(const struct cli_items *it, size_t i, mode_t *mode, bool *set)
 {
-	unsigned long v;
+	const char *v = it->value[i] ? it->value[i] : "";
+	unsigned long m;
 
-	if (!value || cli_number(value, 8, 07777, &v) < 0)
-		return cli_error(opt, "mode '%s' is not an octal file mode", value ? value : "");
-	*mode = (mode_t)v;
+	if (cli_number(v, 8, 0777, &m) < 0)
+		return cli_error(it->opt, "mode '%s' is not an octal file mode up to 0777", v);
+	*mode = (mode_t)m;
 	*set = true;
 	return 0;
 }
 
-static int cli_endpoint(const char *opt, char *list, struct cli_endpoint *ep, bool is_ctrl)
+/* uid= and gid= take a number or a name, as swtpm's. */
+static int cli_owner(const struct cli_items *it, size_t i, bool group, unsigned long *out, bool *set)
 {
-	char *key, *value;
+	const char *v = it->value[i] ? it->value[i] : "";
+
+	if (cli_number(v, 10, UINT_MAX - 1, out) < 0) {
+		const struct group *gr = group ? getgrnam(v) : NULL;
+		const struct passwd *pw = group ? NULL : getpwnam(v);
+
+		if (!gr && !pw)
+			return cli_error(it->opt, "%s '%s' is neither a number nor a known %s", it->name[i], v,
+					 group ? "group" : "user");
+		*out = gr ? gr->gr_gid : pw->pw_uid;
+	}
+	*set = true;
+	return 0;
+}
+
+/* $TPM_PORT as swtpm reads it: its leading digits; none, or not a port, is no port. */
+static bool cli_env_port(const char *env, uint16_t *port)
+{
+	char digits[8];
+	size_t n = env ? strspn(env, "0123456789") : 0;
 	unsigned long v;
 
+	if (n == 0 || n >= sizeof(digits))
+		return false;
+	memcpy(digits, env, n);
+	digits[n] = '\0';
+	if (cli_number(digits, 10, 65535, &v) < 0 || !v)
+		return false;
+	*port = (uint16_t)v;
+	return true;
+}
+
+static int cli_endpoint(const char *opt, char *list, struct cli_endpoint *ep, bool is_ctrl, const char *tpm_port)
+{
+	struct cli_items it;
+	unsigned long v;
 	bool type_set = false;
 
-	ep->set = true;
-	ep->fd = ep->clientfd = -1;
-	while (cli_next_kv(&list, &key, &value)) {
-		if (!strcmp(key, "type") && value && (!strcmp(value, "tcp") || !strcmp(value, "unixio"))) {
+	*ep = (struct cli_endpoint){ .set = true, .fd = -1, .clientfd = -1 };
+	if (cli_split(opt, list, &it) < 0)
+		return -1;
+	cli_items_each(&it, i) {
+		const char *key = it.name[i], *value = it.value[i];
+
+		if (!strcmp(key, "type")) {
+			if (!value || (strcmp(value, "tcp") && strcmp(value, "unixio")))
+				return cli_error(opt, "type '%s' is neither tcp nor unixio", value ? value : "");
 			ep->tcp = !strcmp(value, "tcp");
 			type_set = true;
-		} else if (!strcmp(key, "path") && value && *value) {
-			ep->path = value;
-		} else if (!strcmp(key, "port") && value) {
-			if (cli_number(value, 10, 65535, &v) < 0 || v == 0)
-				return cli_error(opt, "port '%s' is not a port number", value);
+		} else if (!strcmp(key, "path")) {
+			if (cli_string(&it, i, &ep->path) < 0)
+				return -1;
+		} else if (!strcmp(key, "port")) {
+			if (cli_decimal(&it, i, 65535, &v) < 0)
+				return -1;
+			if (!v)
+				return cli_error(opt, "%s", "port 0 is not a port to listen on");
 			ep->port = (uint16_t)v;
 			ep->port_set = true;
-		} else if (!strcmp(key, "bindaddr") && value && *value) {
-			ep->bindaddr = value;
+		} else if (!strcmp(key, "bindaddr")) {
+			if (cli_string(&it, i, &ep->bindaddr) < 0)
+				return -1;
 		} else if (!strcmp(key, "fd")) {
-			if (cli_fd(opt, value, &ep->fd) < 0)
+			if (cli_fd(&it, i, &ep->fd) < 0)
 				return -1;
 		} else if (!strcmp(key, "clientfd") && is_ctrl) {
-			if (cli_fd(opt, value, &ep->clientfd) < 0)
+			if (cli_fd(&it, i, &ep->clientfd) < 0)
 				return -1;
 		} else if (!strcmp(key, "mode")) {
-			if (cli_mode(opt, value, &ep->mode, &ep->mode_set) < 0)
+			if (cli_mode(&it, i, &ep->mode, &ep->mode_set) < 0)
 				return -1;
-		} else if (!strcmp(key, "uid") && value) {
-			if (cli_number(value, 10, INT_MAX, &v) < 0)
-				return cli_error(opt, "uid '%s' is not a number", value);
+		} else if (!strcmp(key, "uid")) {
+			if (cli_owner(&it, i, false, &v, &ep->uid_set) < 0)
+				return -1;
 			ep->uid = (uid_t)v;
-			ep->uid_set = true;
-		} else if (!strcmp(key, "gid") && value) {
-			if (cli_number(value, 10, INT_MAX, &v) < 0)
-				return cli_error(opt, "gid '%s' is not a number", value);
+		} else if (!strcmp(key, "gid")) {
+			if (cli_owner(&it, i, true, &v, &ep->gid_set) < 0)
+				return -1;
 			ep->gid = (gid_t)v;
-			ep->gid_set = true;
-		} else if (!strcmp(key, "terminate") && is_ctrl && !value) {
-			ep->terminate = true;
-		} else if (!strcmp(key, "disconnect") && !is_ctrl && !value) {
-			ep->disconnect = true;
+		} else if (!strcmp(key, "terminate") && is_ctrl) {
+			ep->terminate = cli_bool(&it, i);
+		} else if (!strcmp(key, "disconnect") && !is_ctrl) {
+			ep->disconnect = cli_bool(&it, i);
 		} else {
-			return cli_error(opt, "unknown or malformed parameter '%s'", key);
+			return cli_unknown(&it, i);
 		}
 	}
 	/* swtpm's --server is TCP unless type= says otherwise; a path= can only mean unixio. */
 	if (!is_ctrl && !type_set && !ep->path)
 		ep->tcp = true;
-	/* type=tcp without port= or fd=: swtpm takes the leading digits of $TPM_PORT. */
-	if (!is_ctrl && ep->tcp && !ep->port_set && ep->fd < 0 && getenv("TPM_PORT")) {
-		const char *env = getenv("TPM_PORT");
-		char digits[8];
-		size_t n = strspn(env, "0123456789");
-
-		if (n > 0 && n < sizeof(digits)) {
-			memcpy(digits, env, n);
-			digits[n] = '\0';
-			if (cli_number(digits, 10, 65535, &v) == 0 && v) {
-				ep->port = (uint16_t)v;
-				ep->port_set = true;
-			}
-		}
-	}
+	/* fd= before clientfd=, as swtpm; path=, mode=, uid= and gid= go unused beside either. */
+	if (ep->fd >= 0)
+		ep->clientfd = -1;
+	/* type=tcp without port= or fd=: swtpm's $TPM_PORT (-p N sets it). */
+	if (!is_ctrl && ep->tcp && !ep->port_set && ep->fd < 0)
+		ep->port_set = cli_env_port(tpm_port, &ep->port);
 	if (ep->clientfd >= 0 && ep->tcp)
 		return cli_error(opt, "%s", "clientfd= needs type=unixio");
 	if (ep->fd < 0 && ep->clientfd < 0) {
@@ -208,86 +329,121 @@ static int cli_endpoint(const char *opt, char *list, struct cli_endpoint *ep, bo
 			return cli_error(opt, "%s", is_ctrl ? "type=tcp needs port= or fd="
 							     : "type=tcp needs port=, fd= or $TPM_PORT");
 		if (!ep->tcp && !ep->path)
-			return cli_error(opt, "%s", "type=unixio needs path=, fd= or clientfd=");
+			return cli_error(opt, "%s", is_ctrl ? "type=unixio needs path=, fd= or clientfd="
+							     : "type=unixio needs path= or fd=");
 	}
 	return 0;
 }
 
 static int cli_tpmstate(char *list, struct cli_config *cfg)
 {
-	char *key, *value;
+	struct cli_items it;
+	const char *dir = NULL, *uri = NULL;
 
-	while (cli_next_kv(&list, &key, &value)) {
-		if (!strcmp(key, "dir") && value && *value) {
-			cfg->state_backend = CLI_STATE_DIR;
-			cfg->state_path = value;
-		} else if (!strcmp(key, "backend-uri") && value && !strncmp(value, "dir://", 6) && value[6]) {
-			cfg->state_backend = CLI_STATE_DIR;
-			cfg->state_path = value + 6;
-		} else if (!strcmp(key, "backend-uri") && value && !strncmp(value, "file://", 7) && value[7]) {
-			cfg->state_backend = CLI_STATE_FILE;
-			cfg->state_path = value + 7;
-		} else if (!strcmp(key, "backend-uri")) {
-			return cli_error("--tpmstate", "backend-uri '%s' is not supported (dir:// or file://)",
-					 value ? value : "");
-		} else if (!strcmp(key, "mode")) {
-			if (cli_mode("--tpmstate", value, &cfg->state_mode, &cfg->state_mode_set) < 0)
-				return -1;
-		} else {
-			return cli_error("--tpmstate", "unknown or malformed parameter '%s'", key);
-		}
+	if (cli_split("--tpmstate", list, &it) < 0)
+		return -1;
+	cli_items_each(&it, i) {
+		int ret;
+
+		if (!strcmp(it.name[i], "dir"))
+			ret = cli_string(&it, i, &dir);
+		else if (!strcmp(it.name[i], "backend-uri"))
+			ret = cli_string(&it, i, &uri);
+		else if (!strcmp(it.name[i], "mode"))
+			ret = cli_mode(&it, i, &cfg->state_mode, &cfg->state_mode_set);
+		else
+			ret = cli_unknown(&it, i);
+		if (ret < 0)
+			return -1;
+	}
+	/* dir= wins over backend-uri=, whatever their order; the URI is then not looked at (swtpm's). */
+	cfg->state_backend = CLI_STATE_DIR;
+	if (dir) {
+		cfg->state_path = dir;
+	} else if (uri && !strncmp(uri, "dir://", 6) && uri[6]) {
+		cfg->state_path = uri + 6;
+	} else if (uri && !strncmp(uri, "file://", 7) && uri[7]) {
+		cfg->state_backend = CLI_STATE_FILE;
+		cfg->state_path = uri + 7;
+	} else if (uri) {
+		return cli_error("--tpmstate", "backend-uri '%s' is not supported (dir://PATH or file://PATH)", uri);
+	} else {
+		return cli_error("--tpmstate", "%s", "needs dir= or backend-uri=");
+	}
+	return 0;
+}
+
+/* A list of booleans, each setting one bool. */
+struct cli_flag {
+	const char *name;
+	bool *set;
+};
+
+static int cli_flag_list(const char *opt, char *list, const struct cli_flag *flags, size_t n)
+{
+	struct cli_items it;
+
+	if (cli_split(opt, list, &it) < 0)
+		return -1;
+	cli_items_each(&it, i) {
+		size_t f;
+
+		for (f = 0; f < n && strcmp(it.name[i], flags[f].name); f++)
+			;
+		if (f == n)
+			return cli_unknown(&it, i);
+		*flags[f].set = cli_bool(&it, i);
 	}
 	return 0;
 }
 
 static int cli_flags(char *list, struct cli_config *cfg)
 {
-	static const struct { const char *name; int startup; } startups[] = {
-		{ "startup-clear", EMU_STARTUP_CLEAR },
-		{ "startup-state", EMU_STARTUP_STATE },
-		{ "startup-deactivated", EMU_STARTUP_DEACTIVATED },
-		{ "startup-none", CLI_NO_STARTUP },
+	/* swtpm's precedence when several are true, whatever their order. */
+	static const int startups[] = {
+		EMU_STARTUP_CLEAR, EMU_STARTUP_STATE, EMU_STARTUP_DEACTIVATED, CLI_NO_STARTUP,
 	};
-	char *key, *value;
+	bool startup[4] = { false };
+	const struct cli_flag flags[] = {
+		{ "not-need-init", &cfg->not_need_init },
+		{ "disable-auto-shutdown", &cfg->disable_auto_shutdown },
+		{ "startup-clear", &startup[0] },
+		{ "startup-state", &startup[1] },
+		{ "startup-deactivated", &startup[2] },
+		{ "startup-none", &startup[3] },
+	};
 
-	while (cli_next_kv(&list, &key, &value)) {
-		bool known = false;
-
-		if (value)
-			return cli_error("--flags", "'%s' takes no value", key);
-		if (!strcmp(key, "not-need-init")) {
-			cfg->not_need_init = known = true;
-		} else if (!strcmp(key, "disable-auto-shutdown")) {
-			cfg->disable_auto_shutdown = known = true;
-		}
-		for (size_t i = 0; i < sizeof(startups) / sizeof(startups[0]) && !known; i++) {
-			if (strcmp(key, startups[i].name))
-				continue;
-			cfg->startup = startups[i].startup;
-			cfg->startup_set = true;
-			/* The startup-* flags imply not-need-init, except startup-none. */
-			if (cfg->startup != CLI_NO_STARTUP)
-				cfg->not_need_init = true;
-			known = true;
-		}
-		if (!known)
-			return cli_error("--flags", "unknown flag '%s'", key);
+	if (cli_flag_list("--flags", list, flags, sizeof(flags) / sizeof(flags[0])) < 0)
+		return -1;
+	for (size_t i = 0; i < sizeof(startups) / sizeof(startups[0]) && !cfg->startup_set; i++) {
+		if (!startup[i])
+			continue;
+		cfg->startup = startups[i];
+		cfg->startup_set = true;
+		/* The startup-* flags imply not-need-init, except startup-none. */
+		if (cfg->startup != CLI_NO_STARTUP)
+			cfg->not_need_init = true;
 	}
 	return 0;
 }
 
 static int cli_pid(char *list, struct cli_config *cfg)
 {
-	char *key, *value;
+	struct cli_items it;
 
-	while (cli_next_kv(&list, &key, &value)) {
-		if (!strcmp(key, "file") && value && *value)
-			cfg->pid_file = value;
-		else if (!strcmp(key, "fd")) {
-			if (cli_fd("--pid", value, &cfg->pid_fd) < 0)
-				return -1;
-		} else
-			return cli_error("--pid", "unknown or malformed parameter '%s'", key);
+	if (cli_split("--pid", list, &it) < 0)
+		return -1;
+	cli_items_each(&it, i) {
+		int ret;
+
+		if (!strcmp(it.name[i], "file"))
+			ret = cli_string(&it, i, &cfg->pid_file);
+		else if (!strcmp(it.name[i], "fd"))
+			ret = cli_fd(&it, i, &cfg->pid_fd);
+		else
+			ret = cli_unknown(&it, i);
+		if (ret < 0)
+			return -1;
 	}
 	if (!cfg->pid_file && cfg->pid_fd < 0)
 		return cli_error("--pid", "%s", "needs file= or fd=");
@@ -296,50 +452,35 @@ static int cli_pid(char *list, struct cli_config *cfg)
 
 static int cli_log(char *list, struct cli_config *cfg)
 {
-	char *key, *value;
+	struct cli_items it;
 	unsigned long v;
 
-	while (cli_next_kv(&list, &key, &value)) {
-		if (!strcmp(key, "file") && value && *value) {
-			cfg->log_file = value;
+	cfg->log_given = true;
+	if (cli_split("--log", list, &it) < 0)
+		return -1;
+	cli_items_each(&it, i) {
+		const char *key = it.name[i];
+		int ret = 0;
+
+		if (!strcmp(key, "file")) {
+			ret = cli_string(&it, i, &cfg->log_file);
 		} else if (!strcmp(key, "fd")) {
-			if (cli_fd("--log", value, &cfg->log_fd) < 0)
-				return -1;
-		} else if (!strcmp(key, "level") && value) {
-			if (cli_number(value, 10, 20, &v) < 0)
-				return cli_error("--log", "level '%s' is not a number from 0 to 20", value);
-			cfg->log_level = (int)v;
-		} else if (!strcmp(key, "truncate") && !value) {
-			cfg->log_truncate = true;
-		} else if (!strcmp(key, "prefix") && value && *value) {
-			if (strlen(value) > 256)
-				return cli_error("--log", "%s", "prefix= is longer than 256 bytes");
-			cfg->log_prefix = value;
+			ret = cli_fd(&it, i, &cfg->log_fd);
+		} else if (!strcmp(key, "level")) {
+			/* Any size, as swtpm's: everything from 2 up means the same here. */
+			ret = cli_decimal(&it, i, ULONG_MAX, &v);
+			cfg->log_level = v > INT_MAX ? INT_MAX : (int)v;
+		} else if (!strcmp(key, "truncate")) {
+			cfg->log_truncate = cli_bool(&it, i);
+		} else if (!strcmp(key, "prefix")) {
+			ret = cli_string(&it, i, &cfg->log_prefix);
+			if (ret == 0 && strlen(cfg->log_prefix) > 256)
+				ret = cli_error("--log", "%s", "prefix= is longer than 256 bytes");
 		} else {
-			return cli_error("--log", "unknown or malformed parameter '%s'", key);
+			ret = cli_unknown(&it, i);
 		}
-	}
-	return 0;
-}
-
-/* A list of value-less flags, each setting one bool. */
-struct cli_flag {
-	const char *name;
-	bool *set;
-};
-
-static int cli_flag_list(const char *opt, char *list, const struct cli_flag *flags, size_t n)
-{
-	char *key, *value;
-
-	while (cli_next_kv(&list, &key, &value)) {
-		size_t i;
-
-		for (i = 0; i < n && (value || strcmp(key, flags[i].name)); i++)
-			;
-		if (i == n)
-			return cli_error(opt, "unknown parameter '%s'", key);
-		*flags[i].set = true;
+		if (ret < 0)
+			return -1;
 	}
 	return 0;
 }
@@ -364,15 +505,193 @@ static int cli_migration(char *list, struct cli_config *cfg)
 	return cli_flag_list("--migration", list, flags, sizeof(flags) / sizeof(flags[0]));
 }
 
-static int cli_port(const char *value, struct cli_config *cfg)
+/* -p N: C bases (strtoul base 0), as swtpm; it stands for --server type=tcp,disconnect with $TPM_PORT=N. */
+static int cli_port(const char *value, struct cli_raw *raw)
 {
 	unsigned long v;
 
 	if (cli_number(value, 0, 65535, &v) < 0 || v == 0)
 		return cli_error("--port", "'%s' is not a port number", value);
-	cfg->server = (struct cli_endpoint){ .set = true, .tcp = true, .port = (uint16_t)v,
-					     .port_set = true, .fd = -1, .clientfd = -1,
-					     .disconnect = true };
+	raw->port = (uint16_t)v;
+	snprintf(raw->port_env, sizeof(raw->port_env), "%u", (unsigned int)raw->port);
+	raw->server_from_port = true;
+	return 0;
+}
+
+/* -f N, --fd N: decimal, as swtpm; what it is, is checked once the options are known. */
+static int cli_data_fd(const char *name, const char *value, struct cli_raw *raw)
+{
+	unsigned long v;
+
+	if (cli_number(value, 10, INT_MAX, &v) < 0)
+		return cli_error(name, "'%s' is not a file descriptor number", value);
+	raw->data_fd = (int)v;
+	raw->data_fd_opt = strcmp(name, "-f") ? "--fd" : "-f";
+	return 0;
+}
+
+/* ---- descriptors and paths, looked at (never touched) before anything starts ---- */
+
+static const char *cli_file_kind(mode_t mode)
+{
+	switch (mode & S_IFMT) {
+	case S_IFREG:
+		return "a regular file";
+	case S_IFDIR:
+		return "a directory";
+	case S_IFBLK:
+		return "a block device";
+	case S_IFCHR:
+		return "a character device";
+	case S_IFIFO:
+		return "a pipe";
+	case S_IFLNK:
+		return "a symbolic link";
+	default:
+		return "not a socket";
+	}
+}
+
+/*
+ * An inherited socket must be a stream socket, listening or connected: the
+ * socket front serves it as what it is (a connected one given as --ctrl
+ * fd= is served as clientfd=; swtpm busy-loops on accept()).  `connected`:
+ * only a connected one will do.
+ */
+static int cli_check_socket(const char *opt, const char *what, int fd, bool connected)
+{
+	struct sockaddr_storage peer;
+	socklen_t len = sizeof(int), peer_len = sizeof(peer);
+	struct stat st;
+	int type = 0, listening = 0;
+
+	if (fstat(fd, &st) < 0)
+		return cli_error(opt, "%s%d is not an open file descriptor", what, fd);
+	if (!S_ISSOCK(st.st_mode))
+		return cli_error(opt, "%s%d is %s, not a socket", what, fd, cli_file_kind(st.st_mode));
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 || type != SOCK_STREAM)
+		return cli_error(opt, "%s%d is not a stream socket", what, fd);
+	len = sizeof(int);
+	if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) == 0 && listening) {
+		if (connected)
+			return cli_error(opt, "%s%d is a listening socket, not a connection (give it as "
+					 "--server ...,fd=%d or --ctrl ...,fd=%d)", what, fd, fd, fd);
+		return 0;
+	}
+	if (getpeername(fd, (struct sockaddr *)&peer, &peer_len) < 0)
+		return cli_error(opt, "%s%d is a socket neither listening nor connected", what, fd);
+	return 0;
+}
+
+static int cli_check_fds(const struct cli_config *cfg, const struct cli_raw *raw)
+{
+	const struct {
+		const char *opt;
+		const struct cli_endpoint *ep;
+	} eps[] = { { "--ctrl", &cfg->ctrl }, { "--server", &cfg->server } };
+	struct stat st;
+
+	if (raw->data_fd >= 0) {
+		if (raw->data_fd <= STDERR_FILENO)
+			return cli_error(raw->data_fd_opt, "fd %d is standard input, output or error, not a "
+					 "data connection", raw->data_fd);
+		if (cli_check_socket(raw->data_fd_opt, "fd ", raw->data_fd, true) < 0)
+			return -1;
+	}
+	for (size_t i = 0; i < sizeof(eps) / sizeof(eps[0]); i++) {
+		if (eps[i].ep->fd >= 0 && cli_check_socket(eps[i].opt, "fd=", eps[i].ep->fd, false) < 0)
+			return -1;
+		if (eps[i].ep->clientfd >= 0 && cli_check_socket(eps[i].opt, "clientfd=", eps[i].ep->clientfd, true) < 0)
+			return -1;
+	}
+	if (cfg->pid_fd >= 0 && (fstat(cfg->pid_fd, &st) < 0 || !S_ISREG(st.st_mode)))
+		return cli_error("--pid", "fd=%d is not an open regular file", cfg->pid_fd);
+	if (cfg->log_fd >= 0) {
+		int flags = fcntl(cfg->log_fd, F_GETFL);
+
+		if (flags < 0)
+			return cli_error("--log", "fd=%d is not an open file descriptor", cfg->log_fd);
+		if ((flags & O_ACCMODE) == O_RDONLY)
+			return cli_error("--log", "fd=%d is not open for writing", cfg->log_fd);
+	}
+	return 0;
+}
+
+/*
+ * A relative path used after the start (the state, the pid file, a socket
+ * file removed at exit) is resolved now, against the directory the process
+ * was started in, so a daemon that leaves it still finds them.  A socket
+ * path that would then be too long for sun_path stays as given (`max`).
+ */
+static int cli_absolute(struct cli_config *cfg, const char *opt, const char **path, size_t max)
+{
+	char *cwd, *abs = NULL, **args;
+	size_t len;
+
+	if (!*path || **path == '/')
+		return 0;
+	cwd = getcwd(NULL, 0);
+	if (!cwd)
+		return cli_error(opt, "cannot resolve the relative path '%s': %s", *path, strerror(errno));
+	len = strlen(cwd);
+	if (asprintf(&abs, "%s%s%s", cwd, len && cwd[len - 1] == '/' ? "" : "/", *path) < 0)
+		abs = NULL;
+	free(cwd);
+	if (!abs)
+		return cli_error(opt, "%s", "out of memory");
+	if (max && strlen(abs) > max) {
+		free(abs);
+		return 0;
+	}
+	/* cfg->args owns it from here, as it owns every other string cfg points to. */
+	args = realloc(cfg->args, ((size_t)cfg->nargs + 2) * sizeof(*args));
+	if (!args) {
+		free(abs);
+		return cli_error(opt, "%s", "out of memory");
+	}
+	cfg->args = args;
+	args[cfg->nargs++] = abs;
+	args[cfg->nargs] = NULL;
+	*path = abs;
+	return 0;
+}
+
+static int cli_absolute_paths(struct cli_config *cfg)
+{
+	const size_t sun_max = sizeof(((struct sockaddr_un *)NULL)->sun_path) - 1;
+
+	if (cli_absolute(cfg, "--tpmstate", &cfg->state_path, 0) < 0 ||
+	    cli_absolute(cfg, "--pid", &cfg->pid_file, 0) < 0)
+		return -1;
+	if (cfg->ctrl.fd < 0 && cfg->ctrl.clientfd < 0 && !cfg->ctrl.tcp &&
+	    cli_absolute(cfg, "--ctrl", &cfg->ctrl.path, sun_max) < 0)
+		return -1;
+	if (cfg->server.fd < 0 && !cfg->server.tcp && cli_absolute(cfg, "--server", &cfg->server.path, sun_max) < 0)
+		return -1;
+	return 0;
+}
+
+/* The list options, the last of each (cli_raw), parsed once the option loop is done. */
+static int cli_lists(struct cli_config *cfg, const struct cli_raw *raw)
+{
+	if ((raw->tpmstate && cli_tpmstate(raw->tpmstate, cfg) < 0) ||
+	    (raw->log && cli_log(raw->log, cfg) < 0) ||
+	    (raw->pid && cli_pid(raw->pid, cfg) < 0) ||
+	    (raw->flags && cli_flags(raw->flags, cfg) < 0) ||
+	    (raw->locality && cli_locality(raw->locality, cfg) < 0) ||
+	    (raw->migration && cli_migration(raw->migration, cfg) < 0) ||
+	    (raw->ctrl && cli_endpoint("--ctrl", raw->ctrl, &cfg->ctrl, true, NULL) < 0))
+		return -1;
+	if (raw->server_from_port) {
+		cfg->server = (struct cli_endpoint){ .set = true, .tcp = true, .port = raw->port,
+						     .port_set = true, .fd = -1, .clientfd = -1,
+						     .disconnect = true };
+	} else if (raw->server) {
+		/* -p before a --server still counts as its $TPM_PORT, as swtpm's setenv does. */
+		if (cli_endpoint("--server", raw->server, &cfg->server, false,
+				 raw->port_env[0] ? raw->port_env : getenv("TPM_PORT")) < 0)
+			return -1;
+	}
 	return 0;
 }
 
@@ -399,7 +718,7 @@ static int cli_cuse_name(const char *opt, const char *value, struct cli_config *
 	return 0;
 }
 
-static int cli_option(int opt, char *arg, const char *name, struct cli_config *cfg)
+static int cli_option(int opt, char *arg, const char *name, struct cli_config *cfg, struct cli_raw *raw)
 {
 	switch (opt) {
 	case 'n':
@@ -421,23 +740,32 @@ static int cli_option(int opt, char *arg, const char *name, struct cli_config *c
 	case 'f':
 		cfg->daemon = false;
 		return 0;
+	case OPT_FD:
+		return cli_data_fd(name, arg, raw);
 	case OPT_TPM2:
 		cfg->tpm2 = true;
 		return 0;
 	case OPT_TPMSTATE:
-		return cli_tpmstate(arg, cfg);
+		raw->tpmstate = arg;
+		return 0;
 	case OPT_CTRL:
-		return cli_endpoint("--ctrl", arg, &cfg->ctrl, true);
+		raw->ctrl = arg;
+		return 0;
 	case OPT_SERVER:
-		return cli_endpoint("--server", arg, &cfg->server, false);
+		raw->server = arg;
+		raw->server_from_port = false;
+		return 0;
 	case 'p':
-		return cli_port(arg, cfg);
+		return cli_port(arg, raw);
 	case OPT_FLAGS:
-		return cli_flags(arg, cfg);
+		raw->flags = arg;
+		return 0;
 	case OPT_PID:
-		return cli_pid(arg, cfg);
+		raw->pid = arg;
+		return 0;
 	case OPT_LOG:
-		return cli_log(arg, cfg);
+		raw->log = arg;
+		return 0;
 	case 't':
 		cfg->terminate = true;
 		return 0;
@@ -448,12 +776,14 @@ static int cli_option(int opt, char *arg, const char *name, struct cli_config *c
 		cfg->action = CLI_VERSION;
 		return 0;
 	case OPT_LOCALITY:
-		return cli_locality(arg, cfg);
+		raw->locality = arg;
+		return 0;
 	case 'r':
 		cfg->runas = arg;
 		return 0;
 	case OPT_MIGRATION:
-		return cli_migration(arg, cfg);
+		raw->migration = arg;
+		return 0;
 	case OPT_PRINT_CAPABILITIES:
 		cfg->action = CLI_PRINT_CAPABILITIES;
 		return 0;
@@ -502,7 +832,7 @@ static int cli_check_front(struct cli_config *cfg)
 		if (cfg->vtpm_proxy)
 			return cli_error("--vtpm-proxy", "%s", "is a chardev option (vtpm-bridge chardev --vtpm-proxy)");
 		if (run && !cfg->ctrl.set && !cfg->server.set)
-			return cli_error("--ctrl", "%s", "a --ctrl or --server channel is required");
+			return cli_error("--ctrl", "%s", "a --ctrl, --server or -f channel is required");
 		return 0;
 	case CLI_MODE_CHARDEV:
 		if (cli_cuse_option(cfg) || cfg->server.set || cfg->terminate)
@@ -569,7 +899,7 @@ static const struct {
 	enum cli_mode mode;
 	const char *shorts;
 } cli_modes[] = {
-	{ "socket", CLI_MODE_SOCKET, ":p:tdr:h" },
+	{ "socket", CLI_MODE_SOCKET, ":p:f:tdr:h" },
 	{ "cuse", CLI_MODE_CUSE, ":n:M:m:fr:hv" },
 	{ "chardev", CLI_MODE_CHARDEV, ":c:f:dr:h" },
 };
@@ -577,6 +907,7 @@ static const struct {
 int cli_parse(int argc, char **argv, struct cli_config *cfg)
 {
 	const char *shorts = ":dr:h";
+	struct cli_raw raw = { .data_fd = -1 };
 	int opt, index;
 
 	memset(cfg, 0, sizeof(*cfg));
@@ -634,25 +965,41 @@ int cli_parse(int argc, char **argv, struct cli_config *cfg)
 			snprintf(name, sizeof(name), "-%c", opt);
 		else
 			snprintf(name, sizeof(name), "--%s", cli_options[index].name);
-		/* chardev's -f is swtpm's --fd, not cuse's --foreground. */
-		if (cfg->mode == CLI_MODE_CHARDEV && opt == 'f')
-			opt = OPT_CHARDEV;
+		/* -f, --fd: socket's data connection; chardev's device (refused); cuse's -f is --foreground. */
+		if (opt == OPT_FD || (opt == 'f' && cfg->mode != CLI_MODE_CUSE))
+			opt = cfg->mode == CLI_MODE_SOCKET ? OPT_FD : OPT_CHARDEV;
 		if (cfg->mode != CLI_MODE_COMBINED && opt == OPT_CUSE)
 			return cli_error(name, "%s", "names a front beside others, without a subcommand "
 					 "(vtpm-bridge --cuse NAME ...)");
-		if (cli_option(opt, optarg, name, cfg) < 0)
+		if (cli_option(opt, optarg, name, cfg, &raw) < 0)
 			return -1;
 	}
 	if (optind < argc)
 		return cli_error(argv[optind], "%s", "unexpected argument");
 
-	if (!cfg->state_path)
-		cfg->state_path = getenv("TPM_PATH");	/* always a directory, as swtpm's */
-	if (cfg->action == CLI_RUN || cfg->action == CLI_PRINT_STATES) {
-		if (!cfg->state_path)
-			return cli_error("--tpmstate", "%s", "is required (or set TPM_PATH)");
+	if (cli_lists(cfg, &raw) < 0)
+		return -1;
+	if ((cfg->action == CLI_RUN || cfg->action == CLI_PRINT_STATES) && cli_check_fds(cfg, &raw) < 0)
+		return -1;
+	/*
+	 * -f: an open data connection, whose end is the process's.  It wins
+	 * over --server and -p: swtpm makes their socket but never accepts on
+	 * it while the connection is open.
+	 */
+	if (raw.data_fd >= 0) {
+		cfg->server = (struct cli_endpoint){ .set = true, .fd = raw.data_fd, .clientfd = -1 };
+		cfg->terminate = true;
 	}
+	/* $TPM_PATH: only without --tpmstate, always a directory; --print-states ignores it (swtpm's). */
+	if (!raw.tpmstate && cfg->action == CLI_RUN && getenv("TPM_PATH") && *getenv("TPM_PATH"))
+		cfg->state_path = getenv("TPM_PATH");
+	if (cfg->action == CLI_PRINT_STATES && !raw.tpmstate)
+		return cli_error("--tpmstate", "%s", "is required for --print-states ($TPM_PATH is not read)");
+	if (cfg->action == CLI_RUN && !cfg->state_path)
+		return cli_error("--tpmstate", "%s", "is required (or set TPM_PATH)");
 	if (cli_check_front(cfg) < 0)
+		return -1;
+	if (cfg->action == CLI_RUN && cli_absolute_paths(cfg) < 0)
 		return -1;
 	if (cfg->startup == EMU_STARTUP_DEACTIVATED && cfg->tpm2)
 		return cli_error("--flags", "%s", "startup-deactivated is for TPM 1.2 only");
@@ -694,9 +1041,10 @@ void cli_usage(const char *prog)
 	       "\n"
 	       "all (--server, -p and -t are socket's and the combined form's):\n"
 	       "  --tpm2                 a TPM 2.0 (default: TPM 1.2)\n"
-	       "  --tpmstate dir=DIR[,mode=0640] | backend-uri=dir://DIR\n"
-	       "                         the state directory (or $TPM_PATH); swtpm's file format\n"
-	       "  --ctrl type=unixio,path=PATH[,mode=0770][,uid=N][,gid=N][,terminate]\n"
+	       "  --tpmstate dir=DIR[,mode=0640] | backend-uri=dir://DIR | backend-uri=file://FILE\n"
+	       "                         the state directory (or $TPM_PATH, when no --tpmstate\n"
+	       "                         is given), or swtpm's linear state file\n"
+	       "  --ctrl type=unixio,path=PATH[,mode=0770][,uid=U][,gid=G][,terminate]\n"
 	       "  --ctrl type=unixio,fd=N | clientfd=N\n"
 	       "  --ctrl type=tcp,port=N[,bindaddr=127.0.0.1] | fd=N\n"
 	       "                         the control channel (PTM commands, big-endian)\n"
@@ -707,6 +1055,8 @@ void cli_usage(const char *prog)
 	       "                         it is TCP (unixio with a path=); type=tcp without port=\n"
 	       "                         or fd= takes $TPM_PORT\n"
 	       "  -p, --port N           same as --server type=tcp,port=N,disconnect (N in C bases)\n"
+	       "  -f, --fd N             (socket) the data channel is this connected socket;\n"
+	       "                         implies --terminate\n"
 	       "  --flags [not-need-init][,startup-clear|startup-state|startup-deactivated|startup-none]\n"
 	       "          [,disable-auto-shutdown]\n"
 	       "                         start the TPM at once (no CMD_INIT needed); send Startup;\n"
@@ -718,7 +1068,8 @@ void cli_usage(const char *prog)
 	       "  -t, --terminate        exit when the data channel closes\n"
 	       "  --pid file=PATH | fd=N write the process ID once ready\n"
 	       "  --log file=PATH | fd=N[,level=N][,prefix=P][,truncate]\n"
-	       "                         file=- logs nothing; P goes verbatim before every message\n"
+	       "                         file=- logs nothing; P goes verbatim before every message;\n"
+	       "                         without --log, messages go to stderr\n"
 	       "  -d, --daemon           detach; the starting process exits once the daemon is\n"
 	       "                         ready (its channels listen, its devices exist)\n"
 	       "  -r, --runas USER       drop to USER once the channels and devices are open\n"

@@ -16,8 +16,8 @@ struct cli_endpoint {
 	bool set;
 	bool tcp;		/* type=tcp, else type=unixio */
 	const char *path;	/* unixio path= */
-	int fd;			/* fd=: a listening socket (--server type=tcp: a connected one) */
-	int clientfd;		/* --ctrl clientfd=: a connected socket */
+	int fd;			/* fd=: a listening socket, or a connected one (served as a client) */
+	int clientfd;		/* --ctrl clientfd=: a connected socket (unused beside fd=) */
 	const char *bindaddr;	/* tcp; default 127.0.0.1 */
 	uint16_t port;
 	bool port_set;
@@ -83,9 +83,10 @@ struct cli_config {
 	bool disable_auto_shutdown;
 	const char *pid_file;
 	int pid_fd;
-	const char *log_file;		/* "-": no logging at all, as swtpm's */
-	int log_fd;
-	int log_level;			/* swtpm's level=N; 0 when not given */
+	bool log_given;			/* any --log: no default prefix (swtpm's) */
+	const char *log_file;		/* "-": no logging at all, as swtpm's; unused beside log_fd */
+	int log_fd;			/* checked open for writing */
+	int log_level;			/* swtpm's level=N; 0 when not given, which means 1 */
 	bool log_truncate;
 	const char *log_prefix;		/* --log prefix=: before every message, verbatim */
 	bool terminate;
@@ -102,7 +103,9 @@ struct cli_config {
 /*
  * Fills cfg from argv.  On error prints one line naming the option to
  * stderr and returns -1.  Strings point into a copy of argv that cfg owns
- * (argv itself stays as ps shows it); cli_free() releases it.
+ * (argv itself stays as ps shows it), or into the environment; cli_free()
+ * releases it.  To run, relative state, pid and socket paths are made
+ * absolute, and every descriptor given is checked for what it must be.
  */
 int cli_parse(int argc, char **argv, struct cli_config *cfg);
 void cli_free(struct cli_config *cfg);

@@ -8,12 +8,23 @@
 #define VTPM_LOG_H
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <syslog.h>
 
 /* level: a syslog priority; messages above it are dropped. fd < 0: syslog. */
 void log_setup(int fd, int level);
-/* --log prefix=P: written verbatim before every message (swtpm's); NULL for none. */
+/*
+ * --log prefix=P: written verbatim before every message (swtpm's); NULL for
+ * none.  Until it is called, messages to an fd start with "vtpm-bridge: ".
+ */
 void log_set_prefix(const char *prefix);
+/*
+ * Opens a --log file= as swtpm does: appended to (emptied first with
+ * `truncate`), created 0600, a symbolic link refused; with the --runas
+ * user's identity when running as root.  The fd, or -errno (-ESRCH: no
+ * such user).
+ */
+int log_file_open(const char *path, bool truncate, const char *user);
 int log_level(void);
 void log_msg(int prio, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* As log_msg, with ": " and strerror(err) appended (err is a positive errno). */

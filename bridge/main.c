@@ -138,24 +138,31 @@ static int print_states(struct daemon *d)
 
 static int log_open(const struct cli_config *cfg)
 {
-	int level = cfg->log_level >= 2 ? LOG_DEBUG : cfg->log_level == 1 ? LOG_INFO : LOG_WARNING;
+	/* swtpm's level 1 (also without --log, and for level=0): up to info; 2 and up: debug too. */
+	int level = cfg->log_level >= 2 ? LOG_DEBUG : LOG_INFO;
 	int fd = STDERR_FILENO;
 
-	log_set_prefix(cfg->log_prefix);
-	if (cfg->log_file && !strcmp(cfg->log_file, "-")) {
+	/* Any --log drops the default prefix, as in swtpm. */
+	if (cfg->log_given)
+		log_set_prefix(cfg->log_prefix);
+	if (cfg->log_fd >= 0) {
+		/* fd= wins over file=, as in swtpm; the parser saw it open for writing. */
+		fd = cfg->log_fd;
+	} else if (cfg->log_file && !strcmp(cfg->log_file, "-")) {
 		/* swtpm's file=-: nothing is logged, errors included */
 		log_setup(STDERR_FILENO, -1);
 		return 0;
-	}
-	if (cfg->log_file) {
-		fd = open(cfg->log_file, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOCTTY |
-			  (cfg->log_truncate ? O_TRUNC : 0), 0600);
-		if (fd < 0) {
-			fprintf(stderr, "vtpm-bridge: --log: %s: %s\n", cfg->log_file, strerror(errno));
+	} else if (cfg->log_file) {
+		fd = log_file_open(cfg->log_file, cfg->log_truncate, cfg->runas);
+		if (fd == -ESRCH) {
+			fprintf(stderr, "vtpm-bridge: --runas: no user '%s'\n", cfg->runas);
 			return -1;
 		}
-	} else if (cfg->log_fd >= 0) {
-		fd = cfg->log_fd;
+		if (fd < 0) {
+			fprintf(stderr, "vtpm-bridge: --log: %s: %s\n", cfg->log_file,
+				fd == -ELOOP ? "is a symbolic link (not followed)" : strerror(-fd));
+			return -1;
+		}
 	}
 	log_setup(fd, level);
 	return 0;
@@ -257,6 +264,9 @@ static void detach(struct daemon *d)
 		log_errno(LOG_WARNING, errno, "telling the starting process");
 	close(d->ready_fd);
 	d->ready_fd = -1;
+	/* As a daemon should, and swtpm's does; every path we use was made absolute at start. */
+	if (chdir("/") < 0)
+		log_errno(LOG_WARNING, errno, "chdir /");
 	null = open("/dev/null", O_RDWR | O_CLOEXEC);
 	if (null < 0)
 		return;
