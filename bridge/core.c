@@ -300,7 +300,7 @@ static bool core_inband_locality(struct core_client *client, const uint8_t *cmd,
 		return true;
 	}
 	if (cmd[10] > 4 || (cmd[10] == 4 && core->cfg.reject_locality_4)) {
-		core_error_response(core, emu_is_tpm2(core->emu) ? 0x907 /* TPM_RC_LOCALITY */ : PTM_RES_BAD_LOCALITY, resp);
+		core_error_response(core, core_locality_rc(core), resp);
 		return true;
 	}
 	client->locality = cmd[10];
@@ -867,6 +867,11 @@ uint32_t core_command_size_rc(const struct core *core)
 uint32_t core_failure_rc(const struct core *core)
 {
 	return emu_not_running_rc(core->emu);
+}
+
+uint32_t core_locality_rc(const struct core *core)
+{
+	return emu_is_tpm2(core->emu) ? 0x907 /* TPM_RC_LOCALITY */ : PTM_RES_BAD_LOCALITY;
 }
 
 int core_start(struct core *core, bool init, int startup_type)

@@ -58,7 +58,11 @@ void core_client_init(struct core_client *client, struct core *core, const char 
 
 typedef void core_cmd_done(void *arg, const uint8_t *resp, size_t len);
 
-/* Runs a complete command (the front framed it) at the client's locality. */
+/*
+ * Runs a complete command (the front framed it) at the client's locality
+ * as it is now, at submission: a later change of the locality does not
+ * reach a queued command.
+ */
 void core_submit(struct core_client *client, const uint8_t *cmd, size_t len, core_cmd_done *done, void *arg);
 /* Forgets every submission made with `arg`: queued ones are dropped, a running one's result discarded. */
 void core_withdraw(struct core *core, const void *arg);
@@ -69,6 +73,8 @@ void core_error_response(const struct core *core, uint32_t rc, uint8_t out[10]);
 uint32_t core_command_size_rc(const struct core *core);
 /* TPM_RC_FAILURE or TPM_FAIL, by the TPM's version: a response a front cannot deliver. */
 uint32_t core_failure_rc(const struct core *core);
+/* TPM_RC_LOCALITY or TPM_BAD_LOCALITY, by the TPM's version: a locality refused in band. */
+uint32_t core_locality_rc(const struct core *core);
 
 /* ---- control operations (the PTM set, front-neutral) ---- */
 

@@ -4,7 +4,8 @@
  *
  * Every connection is a non-blocking stream with an input buffer, parsed
  * as a stream: ctrl messages by their code's exact payload length
- * (ctrl-msg.c), TPM commands by their header's size.  So split, coalesced
+ * (ctrl-msg.c), TPM commands by their header's size or, for a TPM 2, by
+ * the simulator's send-command prefix (tpm-frame.h).  So split, coalesced
  * and pipelined input is answered right and no peer can block another.
  * One message per connection is in flight; replies leave in order.
  * All connections of this front share one core client (one locality,
@@ -27,6 +28,7 @@
 #include <unistd.h>
 
 #include <ptm.h>
+#include <vtpm_proxy.h>
 
 #include "cli.h"
 #include "bytes.h"
@@ -61,6 +63,7 @@ struct conn {
 	int passed_fd;			/* ctrl: an fd that came with SCM_RIGHTS */
 	struct ctrl_stream stream;	/* ctrl: how this client pads 1-byte payloads */
 	size_t discard;			/* data: bytes of an oversized command still to skip */
+	bool mssim;			/* data: the command being answered came in the simulator's framing */
 	uint8_t *in;
 	size_t in_len, in_cap;
 	uint8_t *out;
@@ -84,6 +87,7 @@ struct socket_front {
 	struct conn *datafd;		/* the data channel given by CMD_SET_DATAFD */
 	struct loop_watch accept_timer;	/* re-arms listeners after EMFILE */
 	bool disconnect;		/* --server ...,disconnect */
+	bool mssim;			/* TPM 2: the simulator's send-command prefix is recognised, as swtpm */
 };
 
 static void conn_process(struct conn *c);
@@ -121,17 +125,18 @@ static int conn_reserve(uint8_t **buf, size_t *cap, size_t need)
 	return 0;
 }
 
-/* Sends a reply: at once if the socket takes it, else the rest waits for EPOLLOUT. */
-static void conn_send(struct conn *c, const uint8_t *hdr, size_t hdr_len, const uint8_t *data, size_t data_len)
+/* Sends a reply in parts: at once if the socket takes it, else the rest waits for EPOLLOUT. */
+static void conn_send(struct conn *c, const struct iovec *iov, int n_iov)
 {
-	struct iovec iov[2] = { { (void *)(uintptr_t)hdr, hdr_len }, { (void *)(uintptr_t)data, data_len } };
-	size_t total = hdr_len + data_len;
+	size_t total = 0;
 	ssize_t n = 0;
 
 	if (c->closing)
 		return;
+	for (int i = 0; i < n_iov; i++)
+		total += iov[i].iov_len;
 	if (!c->out_len) {
-		n = writev(c->watch.fd, iov, data_len ? 2 : 1);
+		n = writev(c->watch.fd, iov, n_iov);
 		if (n < 0 && errno != EAGAIN && errno != EINTR) {
 			log_debug("%s connection: write failed: %s", c->kind == CONN_CTRL ? "ctrl" : "data",
 				  strerror(errno));
@@ -147,12 +152,12 @@ static void conn_send(struct conn *c, const uint8_t *hdr, size_t hdr_len, const 
 		conn_close(c);
 		return;
 	}
-	for (int i = 0; i < 2; i++) {
+	for (int i = 0; i < n_iov; i++) {
 		size_t skip = (size_t)n < iov[i].iov_len ? (size_t)n : iov[i].iov_len;
 
 		n -= (ssize_t)skip;
 		if (iov[i].iov_len == skip)
-			continue;	/* all sent, or no data part (its base may be NULL) */
+			continue;	/* all sent, or an empty part (its base may be NULL) */
 		memcpy(c->out + c->out_len, (uint8_t *)iov[i].iov_base + skip, iov[i].iov_len - skip);
 		c->out_len += iov[i].iov_len - skip;
 	}
@@ -349,11 +354,30 @@ static struct conn *conn_new(struct socket_front *f, int fd, enum conn_kind kind
 
 /* ---- the data channel ---- */
 
+/* A response, in the simulator's framing when its command came in it. */
+static void data_send(struct conn *c, const uint8_t *resp, size_t len)
+{
+	static const uint8_t trailer[MSSIM_TRAILER_SIZE];
+	uint8_t size[4];
+	struct iovec iov[3] = {
+		{ size, sizeof(size) },
+		{ (void *)(uintptr_t)resp, len },
+		{ (void *)(uintptr_t)trailer, sizeof(trailer) },
+	};
+
+	if (!c->mssim) {
+		conn_send(c, iov + 1, 1);
+		return;
+	}
+	put_be32(size, (uint32_t)len);
+	conn_send(c, iov, 3);
+}
+
 static void data_reply(void *arg, const uint8_t *resp, size_t len)
 {
 	struct conn *c = arg;
 
-	conn_send(c, resp, len, NULL, 0);
+	data_send(c, resp, len);
 	c->busy = false;
 	/* --server ...,disconnect: one response per connection. */
 	if (c->front->disconnect)
@@ -367,14 +391,58 @@ static void data_error(struct conn *c, uint32_t rc)
 	uint8_t resp[TPM_HEADER_SIZE];
 
 	core_error_response(c->front->env.core, rc, resp);
-	conn_send(c, resp, sizeof(resp), NULL, 0);
+	data_send(c, resp, sizeof(resp));
+}
+
+static void locality_result(void *arg, const struct core_ctrl_reply *r)
+{
+	*(uint32_t *)arg = r->result;
+}
+
+/* Sets the front's locality by the core's rules (> 4, or 4 with reject-locality-4, refused). */
+static uint32_t data_set_locality(struct socket_front *f, uint8_t locality)
+{
+	struct core_ctrl_req req = { .op = CMD_SET_LOCALITY, .locality = locality };
+	uint32_t result = PTM_RES_FAIL;
+
+	/* SET_LOCALITY is answered at once (core.h): `result` is set on return. */
+	core_ctrl(&f->client, &req, locality_result, &result);
+	return result;
+}
+
+/*
+ * A command in the simulator's framing runs at its prefix's locality, and
+ * only it: the core takes the client's locality when a command is
+ * submitted, so the front's own is put back at once (CMD_SET_LOCALITY's:
+ * QEMU and tpm2-tss's swtpm TCTI set it once and rely on it).  swtpm
+ * instead makes the prefix's locality the process's, unchecked.
+ */
+static void data_submit_mssim(struct conn *c, const uint8_t *cmd, uint32_t size, uint8_t locality)
+{
+	struct socket_front *f = c->front;
+	uint8_t saved = f->client.locality;
+	bool inband = f->client.inband_locality && get_be32(cmd + 6) == VTPM_PROXY_SET_LOCALITY;
+
+	if (data_set_locality(f, locality) != PTM_RES_SUCCESS) {
+		log_debug("data connection: locality %u refused", locality);
+		data_error(c, core_locality_rc(f->env.core));
+		return;
+	}
+	/* It sets the front's locality itself, whenever it runs. */
+	if (inband)
+		data_set_locality(f, saved);
+	c->busy = true;
+	core_submit(&f->client, cmd, size, data_reply, c);
+	if (!inband)
+		data_set_locality(f, saved);
 }
 
 /* One step over the input: false when it needs more bytes or must stop. */
 static bool data_step(struct conn *c)
 {
-	struct core *core = c->front->env.core;
-	uint32_t size;
+	struct socket_front *f = c->front;
+	struct core *core = f->env.core;
+	struct tpm_frame_info fr;
 
 	if (c->discard) {
 		size_t n = c->in_len < c->discard ? c->in_len : c->discard;
@@ -386,25 +454,36 @@ static bool data_step(struct conn *c)
 		data_error(c, core_command_size_rc(core));
 		return true;
 	}
-	switch (tpm_frame(c->in, c->in_len, core_max_command(core), &size)) {
+	switch (tpm_frame(c->in, c->in_len, core_max_command(core), f->mssim, &fr)) {
 	case TPM_FRAME_MORE:
+		return false;
+	case TPM_FRAME_END:
+		log_debug("data connection: the simulator client ended its session");
+		conn_hangup(c);
 		return false;
 	case TPM_FRAME_BROKEN:
 		/* No way to find the next command's start: answer, then hang up. */
-		log_debug("data connection: command size %u cannot be framed; closing", size);
+		log_debug("data connection: command size %u cannot be framed; closing", fr.size);
+		c->mssim = fr.mssim;
 		data_error(c, core_command_size_rc(core));
 		conn_hangup(c);
 		return false;
 	case TPM_FRAME_OVERSIZE:
-		c->discard = size;
+		c->mssim = fr.mssim;
+		c->discard = fr.len;
 		return true;
 	case TPM_FRAME_COMMAND:
 		break;
 	}
-	c->busy = true;
-	core_submit(&c->front->client, c->in, size, data_reply, c);
+	c->mssim = fr.mssim;
+	if (fr.mssim) {
+		data_submit_mssim(c, c->in + fr.offset, fr.size, fr.locality);
+	} else {
+		c->busy = true;
+		core_submit(&f->client, c->in, fr.size, data_reply, c);
+	}
 	if (!c->closing)
-		conn_consume(c, size);
+		conn_consume(c, fr.len);
 	return true;
 }
 
@@ -420,11 +499,11 @@ static void ctrl_reply(void *arg, const struct core_ctrl_reply *r)
 
 	if (c->op == CMD_GET_CAPABILITY) {
 		copy = *r;
-		copy.caps |= PTM_CAP_SET_DATAFD;
+		copy.caps |= PTM_CAP_SET_DATAFD | (c->front->mssim ? PTM_CAP_SEND_COMMAND_HEADER : 0);
 		r = &copy;
 	}
 	hdr_len = ctrl_msg_encode(c->op, r, hdr, &data, &data_len);
-	conn_send(c, hdr, hdr_len, data, data_len);
+	conn_send(c, (struct iovec[]){ { hdr, hdr_len }, { (void *)(uintptr_t)data, data_len } }, data_len ? 2 : 1);
 	c->busy = false;
 	if (!c->processing)
 		conn_process(c);
@@ -434,7 +513,7 @@ static void ctrl_result(struct conn *c, uint32_t result)
 {
 	uint8_t hdr[CTRL_MSG_REPLY_HDR];
 
-	conn_send(c, hdr, ctrl_msg_encode_result(result, hdr), NULL, 0);
+	conn_send(c, &(struct iovec){ hdr, ctrl_msg_encode_result(result, hdr) }, 1);
 }
 
 static int socket_set_nonblock(int fd)
@@ -770,6 +849,7 @@ static int socket_front_open(struct front **out, const struct front_env *env)
 		return -ENOMEM;
 	f->env = *env;
 	f->disconnect = env->cfg->server.disconnect;
+	f->mssim = env->cfg->tpm2;
 	f->ctrl.watch.fd = f->data.watch.fd = -1;
 	core_client_init(&f->client, env->core, "socket");
 	f->client.inband_locality = env->cfg->allow_set_locality;

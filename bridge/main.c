@@ -85,11 +85,15 @@ static int print_capabilities(const struct cli_config *cfg)
 {
 	bool cuse = access("/dev/cuse", R_OK | W_OK) == 0, proxy = access("/dev/vtpmx", R_OK | W_OK) == 0;
 
+	/* The simulator's framing is the socket front's data channel (swtpm: socket and chardev). */
+	bool mssim = cfg->mode == CLI_MODE_SOCKET || cfg->mode == CLI_MODE_COMBINED;
+
 	printf("{ \"type\": \"swtpm\", \"features\": [ \"tpm-1.2\", \"tpm-2.0\", \"flags-opt-startup\", "
 	       "\"flags-opt-disable-auto-shutdown\", \"ctrl-opt-terminate\", \"cmdarg-print-states\", "
-	       "\"cmdarg-migration\", \"nvram-backend-dir\", \"nvram-backend-file\"%s ], "
+	       "\"cmdarg-migration\", \"nvram-backend-dir\", \"nvram-backend-file\"%s%s ], "
 	       "\"fronts\": [ \"socket\"%s%s ], "
 	       "\"version\": \"%s\" }\n",
+	       mssim ? ", \"tpm-send-command-header\"" : "",
 	       cfg->tpm2 ? ", \"rsa-keysize-1024\", \"rsa-keysize-2048\", \"rsa-keysize-3072\"" : "",
 	       cuse ? ", \"cuse\"" : "", proxy ? ", \"vtpm-proxy\"" : "", VTPM_BRIDGE_VERSION);
 	return 0;
