@@ -68,6 +68,14 @@ static int state_dir_name(const struct state_dir *dir, enum state_kind kind, boo
 	return 0;
 }
 
+/* The directory's descriptor, with name set to kind's file name; or -errno. */
+static int state_dir_at(struct state_dir *dir, enum state_kind kind, char name[STATE_NAME_MAX])
+{
+	int ret = state_dir_name(dir, kind, false, name, STATE_NAME_MAX);
+
+	return ret ? ret : state_dir_fd(dir);
+}
+
 /* ---- lock ---- */
 
 static int state_dir_lock(struct state_store *st)
@@ -171,10 +179,7 @@ static int state_dir_load(struct state_store *st, enum state_kind kind, uint8_t 
 	char name[STATE_NAME_MAX];
 	int dfd, fd, ret;
 
-	ret = state_dir_name(dir, kind, false, name, sizeof(name));
-	if (ret)
-		return ret;
-	dfd = state_dir_fd(dir);
+	dfd = state_dir_at(dir, kind, name);
 	if (dfd < 0)
 		return dfd;
 	/*
@@ -236,13 +241,10 @@ static int state_dir_store(struct state_store *st, enum state_kind kind, const u
 	char name[STATE_NAME_MAX], tmp[STATE_NAME_MAX];
 	int dfd, fd, ret;
 
-	ret = state_dir_name(dir, kind, false, name, sizeof(name));
-	if (ret)
-		return ret;
 	ret = state_dir_name(dir, kind, true, tmp, sizeof(tmp));
 	if (ret)
 		return ret;
-	dfd = state_dir_fd(dir);
+	dfd = state_dir_at(dir, kind, name);
 	if (dfd < 0)
 		return dfd;
 
@@ -285,10 +287,7 @@ static int state_dir_remove(struct state_store *st, enum state_kind kind)
 	char name[STATE_NAME_MAX];
 	int dfd, ret;
 
-	ret = state_dir_name(dir, kind, false, name, sizeof(name));
-	if (ret)
-		return ret;
-	dfd = state_dir_fd(dir);
+	dfd = state_dir_at(dir, kind, name);
 	if (dfd < 0)
 		return dfd;
 	if (unlinkat(dfd, name, 0) < 0) {

@@ -292,15 +292,12 @@ lv_send() {	# TEXT: one line to the guest's ttyS1
 LV_GLINES=0
 LV_GSEEN=" "
 lv_guest_sync() {
-	local total line word rest name why
+	local total line word name why
 	total=$(tr -d '\r' <"$D/results.raw" | wc -l)
 	[ "$total" -gt "$LV_GLINES" ] || return 0
 	while IFS= read -r line; do
-		case $line in "VMTEST: "*) ;; *) continue ;; esac
-		line=${line#VMTEST: }
-		word=${line%% *}; rest=${line#* }
-		name=${rest%% - *}
-		case $rest in *" - "*) why=${rest#* - } ;; *) why="" ;; esac
+		vm_parse_line "$line" || continue
+		word=$VM_WORD name=$VM_NAME why=$VM_WHY
 		case $word in
 		PASS|FAIL|SKIP)
 			case $LV_GSEEN in *" $name "*)

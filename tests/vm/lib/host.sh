@@ -613,20 +613,28 @@ vm_qmp() {
 	python3 "$VM_HERE/tools/qmp.py" "$VM_JOB/$1/qmp.sock" "$2" "${3:-}" 2>>"$VM_JOB/$1/qmp.log"
 }
 
+# vm_parse_line LINE: for a guest's "VMTEST: WORD NAME[ - WHY]" line, sets
+# VM_WORD, VM_NAME and VM_WHY; any other line returns 1.
+vm_parse_line() {
+	local rest
+	case $1 in "VMTEST: "*) ;; *) return 1 ;; esac
+	rest=${1#VMTEST: }
+	VM_WORD=${rest%% *}; rest=${rest#* }
+	VM_NAME=${rest%% - *}
+	case $rest in *" - "*) VM_WHY=${rest#* - } ;; *) VM_WHY="" ;; esac
+}
+
 # vm_guest_results NAME...: turn the VMTEST lines of the guest, read from
 # the result channels of the named QEMUs in order (a migrated guest moves
 # from one to the next), into results.  Adds "guest-done": the guest
 # reported DONE (no hang, no crash, the script ran to its end).
 vm_guest_results() {
-	local n d line word name rest why seen=" " done=0 nres=0 boots=0 last
+	local n d line word name why seen=" " done=0 nres=0 boots=0 last
 	for n in "$@"; do
 		d=$VM_JOB/$n
 		while IFS= read -r line; do
-			case $line in "VMTEST: "*) ;; *) continue ;; esac
-			line=${line#VMTEST: }
-			word=${line%% *}; rest=${line#* }
-			name=${rest%% - *}
-			case $rest in *" - "*) why=${rest#* - } ;; *) why="" ;; esac
+			vm_parse_line "$line" || continue
+			word=$VM_WORD name=$VM_NAME why=$VM_WHY
 			case $word in
 			PASS|FAIL|SKIP)
 				nres=$((nres + 1))
