@@ -223,11 +223,12 @@ def log_tail(path):
 class Daemon:
     """One `BIN socket ...` instance run by this driver (round-trip tests)."""
 
-    def __init__(self, bin_, d, transport, ref, cpu):
+    def __init__(self, bin_, d, transport, ref, cpu, backend="dir"):
         shutil.rmtree(d, ignore_errors=True)
         os.makedirs(f"{d}/state")
         if ref:
             shutil.copy(ref, f"{d}/state/tpm2-00.permall")
+        tpmstate = f"dir={d}/state" if backend == "dir" else f"backend-uri=file://{d}/state/tpm.img"
         if transport == "tcp":
             port = free_port_pair()
             srv, ctl = f"type=tcp,port={port}", f"type=tcp,port={port + 1}"
@@ -236,7 +237,7 @@ class Daemon:
             srv, ctl = f"type=unixio,path={d}/data.sock", f"type=unixio,path={d}/ctrl.sock"
             self.data, self.ctrl = f"unix:{d}/data.sock", f"unix:{d}/ctrl.sock"
         self.log = f"{d}/daemon.log"
-        self.proc = spawn([bin_, "socket", "--tpm2", "--tpmstate", f"dir={d}/state",
+        self.proc = spawn([bin_, "socket", "--tpm2", "--tpmstate", tpmstate,
                            "--ctrl", ctl, "--server", srv,
                            "--flags", "not-need-init,startup-clear"], self.log, cpu)
         try:
@@ -377,6 +378,11 @@ class Results:
                   "work = 100 GetRandom, 100 PCR_Extend, CreatePrimary ECC+RSA",
         "state": "state blobs over one ctrl connection (VM migration path), "
                  "daemon and client on one CPU",
+        "statewrite": "one durable state write per command: NV_Write of a 1 KiB index over one unix "
+                      "data connection, a fresh TPM, --tpmstate dir= and backend-uri=file://. Ours "
+                      "syncs every store (dir: fsync file + directory; file: fdatasync of the new "
+                      "sections, then of the header); swtpm 0.7.1 does not sync a dir store at all "
+                      "and msyncs a file store in place",
         "scale": "N instances forked back to back (unix sockets, existing state)",
         "guest": "QEMU emulator backend, from a guest",
         "cuse": "CUSE front /dev/vtpm-NAME, daemon in a guest (TCG); runs = the "
@@ -855,6 +861,65 @@ class Bench:
             rows[("get_perm", s)].note = f"{recs['get_perm']['perm_bytes']} B blob"
             rows[("get_vol", s)].note = f"{recs['get_vol']['vol_bytes']} B blob"
 
+    # -- state writes
+    NV_INDEX, NV_SIZE = 0x01500040, 1024
+
+    @staticmethod
+    def tpm_cmd(cc, body, sessions=False):
+        tag = 0x8002 if sessions else 0x8001
+        return struct.pack(">HII", tag, 10 + len(body), cc) + body
+
+    def nv_cmds(self):
+        """NV_DefineSpace, and NV_Write(i) of a 1 KiB owner index; password sessions."""
+        sess = struct.pack(">IIHBH", 9, 0x40000009, 0, 1, 0)     # 9 bytes: TPM_RS_PW, empty
+        pub = struct.pack(">IHIHH", self.NV_INDEX, 0x000B, 0x00060006, 0, self.NV_SIZE)  # ownerwrite|read
+        define = self.tpm_cmd(0x12A, struct.pack(">I", 0x40000001) + sess + struct.pack(">H", 0) +
+                              struct.pack(">H", len(pub)) + pub, True)
+
+        def write(i):
+            # new bytes every time: libtpms stores nothing for an unchanged index
+            data = struct.pack(">I", i) * (self.NV_SIZE // 4)
+            return self.tpm_cmd(0x137, struct.pack(">II", 0x40000001, self.NV_INDEX) + sess +
+                                struct.pack(">H", len(data)) + data + struct.pack(">H", 0), True)
+        return define, write
+
+    def run_statewrite(self, run):
+        n = self.cfg["blob_n"]
+        define, write = self.nv_cmds()
+        for backend, label in (("dir", "state dir"), ("file", "state file")):
+            name = f"NV_Write 1 KiB, {label}"
+            rows = {s: self.res.row("statewrite", name, s, "us",
+                                    ratio_to=[f"statewrite/{name}/swtpm"] if s == "ours" else [])
+                    for s in ("swtpm", "ours")}
+            for s, row in rows.items():
+                if self.subject_rows_na([row], s):
+                    continue
+                try:
+                    srv = Daemon(self.subjects[s], os.path.join(self.out, f"statewrite-{s}"), "unix",
+                                 None, self.cpu_a, backend)
+                except (ToolError, OSError) as e:
+                    row.fail(str(e))
+                    continue
+                try:
+                    with connect(srv.data) as c:
+                        times = []
+                        for i in range(n + 5):
+                            t0 = time.perf_counter()
+                            c.sendall(define if i == 0 else write(i))
+                            hdr = recv_exact(c, 10)
+                            recv_exact(c, struct.unpack(">I", hdr[2:6])[0] - 10)
+                            rc = struct.unpack(">I", hdr[6:10])[0]
+                            if rc:
+                                raise ToolError(f"{'NV_DefineSpace' if i == 0 else 'NV_Write'} rc 0x{rc:x}")
+                            if i >= 5:
+                                times.append((time.perf_counter() - t0) * 1e6)
+                    times.sort()
+                    row.add(times[len(times) // 2], times[min(len(times) - 1, len(times) * 99 // 100)], n)
+                except (ToolError, OSError) as e:
+                    row.fail(str(e))
+                finally:
+                    srv.stop()
+
     # -- N instances
     def run_scale(self, run):
         n = self.cfg["scale_n"]
@@ -1115,6 +1180,7 @@ class Bench:
             block("start-up", self.run_startup, run)
             block("memory", self.run_memory, run)
             block("state blobs", self.run_state, run)
+            block("state writes", self.run_statewrite, run)
             block(f"{c['scale_n']} instances", self.run_scale, run)
         self.derive_floor_rtt()
         self.log("guest: tests/vm/run.sh qemu-latency cuse-latency proxy-latency (one boot "
