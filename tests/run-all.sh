@@ -50,7 +50,9 @@ run_integration_asan() {
 		-k 'hostile/*(vtpm-bridge)' -k 'cmdline/*(vtpm-bridge)' -k 'ctrl/*(vtpm-bridge)' \
 		-k 'core/short-create*(vtpm-bridge)' -k 'core/locality*(vtpm-bridge)' \
 		-k 'core/failed-start*(vtpm-bridge)' -k 'core/set-datafd*(vtpm-bridge)' \
-		-k 'core/lock-storage-waits*(vtpm-bridge)' -k 'core/accept-burst*(vtpm-bridge)'
+		-k 'core/lock-storage-waits*(vtpm-bridge)' -k 'core/accept-burst*(vtpm-bridge)' \
+		-k 'mssim/*(vtpm-bridge)' -k 'filestate/refuses*(vtpm-bridge)' \
+		-k 'filestate/print-states*(vtpm-bridge)' -k 'filestate/zero*(vtpm-bridge)'
 	rc=$?
 	for r in "$reports"/*; do
 		[ -e "$r" ] || continue
