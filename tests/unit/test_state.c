@@ -248,8 +248,10 @@ static int lock_in_child(const char *path)
 		struct state_store *dir;
 		int ret = open_dir(&dir, path, 0640, false);
 
-		if (ret == 0)
+		if (ret == 0) {
 			ret = state_lock(dir);
+			state_store_close(dir);
+		}
 		_exit(ret <= 0 && ret > -256 ? -ret : 255);
 	}
 	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
@@ -770,7 +772,8 @@ static int read_header(const char *path, struct state_linear_layout *l, uint64_t
 
 	if (read_file(path, &buf, &n))
 		return -EIO;
-	ret = n >= STATE_LINEAR_HDR_SIZE ? state_linear_decode(buf, n, l) : -EBADMSG;
+	/* An empty volume (never stored to) decodes as one with a zero magic. */
+	ret = n >= STATE_LINEAR_HDR_SIZE ? state_linear_decode(buf, n, l) : n == 0 ? -ENODATA : -EBADMSG;
 	*len = n;
 	free(buf);
 	return ret;
@@ -787,8 +790,14 @@ static bool linear_swtpm_shaped(const char *path)
 	struct state_linear_layout l;
 	uint64_t len, end = 0;
 
-	if (read_header(path, &l, &len))
+	switch (read_header(path, &l, &len)) {
+	case 0:
+		break;
+	case -ENODATA:
+		return true;	/* empty: nothing to take over */
+	default:
 		return false;
+	}
 	for (unsigned int i = 0; i < STATE_LINEAR_SLOTS; i++) {
 		const struct state_linear_slot *s = &l.slot[i];
 
@@ -1001,8 +1010,10 @@ static int linear_lock_in_child(const char *path, bool posix)
 			_exit(ret == -EACCES ? EAGAIN : -ret);
 		}
 		ret = open_linear(&st, path, 0640, false);
-		if (ret == 0)
+		if (ret == 0) {
 			ret = state_lock(st);
+			state_store_close(st);
+		}
 		_exit(ret <= 0 && ret > -256 ? -ret : 255);
 	}
 	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
@@ -1107,17 +1118,24 @@ TEST(linear_killed_mid_store)
 		pid = fork();
 		CHECK(pid >= 0);
 		if (pid == 0) {
+			int status = 1;
+
 			close(acked[0]);
-			if (open_linear(&st, path, 0640, false) || state_lock(st))
-				_exit(1);
-			for (unsigned int v = base + 1;; v++) {
+			if (open_linear(&st, path, 0640, false))
+				_exit(status);
+			/* Stores until the parent's SIGKILL; only a failure ends it. */
+			for (unsigned int v = base + 1; state_lock(st) == 0; v++) {
 				size_t len = kill_store_make(buf, sizeof(buf), v);
 
+				status = 2;
 				if (state_save(st, v % 3 ? STATE_PERMANENT : STATE_VOLATILE, buf, len))
-					_exit(2);
+					break;
+				status = 3;
 				if (write(acked[1], &v, sizeof(v)) != sizeof(v))
-					_exit(3);
+					break;
 			}
+			state_store_close(st);
+			_exit(status);
 		}
 		close(acked[1]);
 		usleep((useconds_t)(rand() % 20000));
