@@ -39,9 +39,11 @@ ROOT = os.path.dirname(HERE)
 
 FULL = dict(runs=5, rtt_n=20000, rtt_ecc=200, floor_n=20000, floor_ecc=200,
             start_reps=20, exec_reps=40, mem_ks=(1, 20), scale_n=200, blob_n=200,
+            statewrite_n=1000,
             noise_wait=60)
 QUICK = dict(runs=3, rtt_n=2000, rtt_ecc=20, floor_n=2000, floor_ecc=20,
              start_reps=5, exec_reps=10, mem_ks=(1, 20), scale_n=50, blob_n=50,
+             statewrite_n=200,
              noise_wait=10)
 
 CMDS = [("getrandom", "GetRandom(16)"), ("pcrextend", "PCR_Extend(sha256)"),
@@ -223,12 +225,18 @@ def log_tail(path):
 class Daemon:
     """One `BIN socket ...` instance run by this driver (round-trip tests)."""
 
-    def __init__(self, bin_, d, transport, ref, cpu, backend="dir"):
+    def __init__(self, bin_, d, transport, ref, cpu, backend="dir", statedir=None):
+        """backend "dir" (--tpmstate dir=) or "file" (backend-uri=file://STATEDIR/tpm.img);
+        statedir: where the state lives (default D/state; e.g. on another file system)."""
         shutil.rmtree(d, ignore_errors=True)
-        os.makedirs(f"{d}/state")
+        os.makedirs(d)
+        st = statedir or f"{d}/state"
+        shutil.rmtree(st, ignore_errors=True)
+        os.makedirs(st)
         if ref:
-            shutil.copy(ref, f"{d}/state/tpm2-00.permall")
-        tpmstate = f"dir={d}/state" if backend == "dir" else f"backend-uri=file://{d}/state/tpm.img"
+            shutil.copy(ref, f"{st}/tpm2-00.permall")
+        self.state = f"{st}/tpm2-00.permall" if backend == "dir" else f"{st}/tpm.img"
+        tpmstate = f"dir={st}" if backend == "dir" else f"backend-uri=file://{self.state}"
         if transport == "tcp":
             port = free_port_pair()
             srv, ctl = f"type=tcp,port={port}", f"type=tcp,port={port + 1}"
@@ -262,6 +270,120 @@ class Daemon:
             except (OSError, ToolError, subprocess.TimeoutExpired):
                 pass
         kill(self.proc)
+
+
+class StateStorage:
+    """Where the statewrite rows keep their state: "tmpfs" (a directory under
+    /dev/shm), "ext4" and "xfs" (a file system made on a loop device backed by a
+    sparse image file in the bench's out dir, i.e. on the real disk, direct I/O,
+    mounted under a temp dir).  Made at first use, kept for the whole bench run;
+    unmounted, detached and removed at exit (atexit, which the signal handlers'
+    sys.exit reaches too; after kill_all, so nothing holds the mount).  A kind
+    that cannot be made (not root, no loop device, no mkfs.xfs) raises ToolError
+    with the reason, every time it is asked for."""
+    KINDS = (("tmpfs", "tmpfs"), ("ext4", "ext4 loop"), ("xfs", "xfs loop"))
+    IMG_BYTES = 320 << 20       # sparse; mkfs.xfs wants >= 300 MB
+    TAG = "vtpm-bench-statewrite-"
+
+    def __init__(self, out):
+        self.out = out
+        self.made = {}          # kind -> path, or ToolError
+        self.undo = []          # (what, arg), undone in reverse order
+        atexit.register(self.cleanup)
+
+    @staticmethod
+    def _run(argv):
+        try:
+            r = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=120)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise ToolError(f"{argv[0]}: {e}")
+        if r.returncode:
+            err = (r.stderr or r.stdout).decode(errors="replace").strip().splitlines()
+            raise ToolError(f"{' '.join(argv[:2])}: {err[-1] if err else f'exit {r.returncode}'}")
+        return r.stdout.decode().strip()
+
+    def path(self, kind):
+        if kind not in self.made:
+            try:
+                self.made[kind] = self._make(kind)
+            except (ToolError, OSError) as e:
+                self.made[kind] = ToolError(f"no {kind}: {e}")
+        if isinstance(self.made[kind], ToolError):
+            raise self.made[kind]
+        return self.made[kind]
+
+    def describe(self, kind):
+        """One line on what the storage is (for the JSON/notes)."""
+        return self.made.get(kind) if isinstance(self.made.get(kind), str) else None
+
+    def _make(self, kind):
+        import tempfile
+        if kind == "tmpfs":
+            with open("/proc/mounts") as f:
+                fstypes = {ln.split()[1]: ln.split()[2] for ln in f}
+            if fstypes.get("/dev/shm") != "tmpfs":
+                raise ToolError("/dev/shm is not a tmpfs")
+            d = tempfile.mkdtemp(prefix=self.TAG, dir="/dev/shm")
+            self.undo.append(("rmtree", d))
+            return d
+        if os.geteuid() != 0:
+            raise ToolError("not root (a loop device and mount need root)")
+        for tool in ("losetup", "mount", "umount", f"mkfs.{kind}"):
+            if not shutil.which(tool):
+                raise ToolError(f"{tool} not installed"
+                                + (" (xfsprogs)" if kind == "xfs" else ""))
+        self._sweep()
+        img = os.path.join(self.out, f"statewrite-{kind}.img")
+        with open(img, "wb") as f:
+            f.truncate(self.IMG_BYTES)
+        self.undo.append(("unlink", img))
+        self._run([f"mkfs.{kind}", "-q", img])
+        loop = self._run(["losetup", "--find", "--show", "--direct-io=on", img])
+        self.undo.append(("detach", loop))
+        mp = tempfile.mkdtemp(prefix=f"{self.TAG}{kind}-")
+        self.undo.append(("rmdir", mp))
+        self._run(["mount", "-t", kind, loop, mp])
+        self.undo.append(("umount", mp))
+        return mp
+
+    def _sweep(self):
+        """Leftovers of a run killed hard (SIGKILL: no atexit): mounts on our
+        temp dirs, and loop devices whose image in this out dir was deleted."""
+        try:
+            with open("/proc/mounts") as f:
+                mps = [ln.split()[1] for ln in f if f"/{self.TAG}" in ln.split()[1]
+                       and not ln.split()[1].startswith("/dev/shm/")]
+            for mp in mps:
+                subprocess.run(["umount", "-l", mp], capture_output=True, timeout=30)
+                shutil.rmtree(mp, ignore_errors=True)
+            lines = self._run(["losetup", "-l", "-n", "--raw", "-O", "NAME,BACK-FILE"])
+            for ln in lines.splitlines():
+                name, _, back = ln.partition(" ")
+                if back.startswith(os.path.join(self.out, "statewrite-")) and \
+                        back.endswith("(deleted)"):
+                    subprocess.run(["losetup", "-d", name], capture_output=True, timeout=30)
+        except (OSError, ToolError, subprocess.TimeoutExpired):
+            pass
+
+    def cleanup(self):
+        kill_all()              # no daemon may hold a mount
+        while self.undo:
+            what, arg = self.undo.pop()
+            try:
+                if what == "umount":
+                    if subprocess.run(["umount", arg], capture_output=True, timeout=60).returncode:
+                        subprocess.run(["umount", "-l", arg], capture_output=True, timeout=60)
+                elif what == "detach":
+                    subprocess.run(["losetup", "-d", arg], capture_output=True, timeout=60)
+                elif what == "rmdir":
+                    os.rmdir(arg)
+                elif what == "rmtree":
+                    shutil.rmtree(arg, ignore_errors=True)
+                elif what == "unlink":
+                    os.unlink(arg)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        self.made = {}
 
 
 class EchoServer:
@@ -378,11 +500,13 @@ class Results:
                   "work = 100 GetRandom, 100 PCR_Extend, CreatePrimary ECC+RSA",
         "state": "state blobs over one ctrl connection (VM migration path), "
                  "daemon and client on one CPU",
-        "statewrite": "one durable state write per command: NV_Write of a 1 KiB index over one unix "
-                      "data connection, a fresh TPM, --tpmstate dir= and backend-uri=file://. Ours "
-                      "syncs every store (dir: fsync file + directory; file: fdatasync of the new "
-                      "sections, then of the header); swtpm 0.7.1 does not sync a dir store at all "
-                      "and msyncs a file store in place",
+        "statewrite": "state writes per command over one unix data connection, client and daemon "
+                      "on one CPU, a fresh TPM per storage x backend: NV_Write of a 1 KiB index "
+                      "(a store each) and PCR_Extend(16) (no store: the floor); state on tmpfs, "
+                      "ext4 and xfs on a loop device (direct I/O) over an image on the out dir's "
+                      "disk; --tpmstate dir= and backend-uri=file://. Ours syncs every store "
+                      "(dir: fsync file + directory; file: 2 fdatasync); swtpm 0.7.1 does not "
+                      "sync a dir store and msyncs a file store in place; note: the slowest command",
         "scale": "N instances forked back to back (unix sockets, existing state)",
         "guest": "QEMU emulator backend, from a guest",
         "cuse": "CUSE front /dev/vtpm-NAME, daemon in a guest (TCG); runs = the "
@@ -883,42 +1007,123 @@ class Bench:
                                 struct.pack(">H", len(data)) + data + struct.pack(">H", 0), True)
         return define, write
 
+    SW_CMDS = (("nvwrite", "NV_Write 1 KiB"), ("pcrextend", "PCR_Extend 16"))
+    SW_WARM = 5
+
+    def pcr16_extend(self):
+        """PCR_Extend(16, sha256): volatile state only (PCR 16 is resettable;
+        libtpms 0.9.2 stores no NV for it, which the rows check)."""
+        sess = struct.pack(">IIHBH", 9, 0x40000009, 0, 1, 0)
+        return self.tpm_cmd(0x182, struct.pack(">I", 16) + sess + struct.pack(">IH", 1, 0x000B) +
+                            b"\xab" * 32, True)
+
+    @staticmethod
+    def _state_id(path):
+        """Inode and contents (swtpm's file store writes through a mapping,
+        which does not always move the mtime, e.g. on tmpfs)."""
+        try:
+            with open(path, "rb") as f:
+                return os.fstat(f.fileno()).st_ino, f.read()
+        except OSError:
+            return None
+
+    def statewrite_rows(self):
+        """{(storage, backend, cmd): {subject: row}}, in table order."""
+        out = {}
+        for kind, slabel in StateStorage.KINDS:
+            for backend, blabel in (("dir", "state dir"), ("file", "state file")):
+                for cmd, clabel in self.SW_CMDS:
+                    name = f"{clabel}, {blabel}, {slabel}"
+                    out[(kind, backend, cmd)] = {
+                        s: self.res.row("statewrite", name, s, "us",
+                                        ratio_to=[f"statewrite/{name}/swtpm"] if s == "ours" else [])
+                        for s in ("swtpm", "ours")}
+        return out
+
     def run_statewrite(self, run):
-        n = self.cfg["blob_n"]
+        """Per storage (tmpfs, ext4 and xfs on a loop device) x backend (dir,
+        file) x subject: one fresh TPM, NV_DefineSpace, then SW_WARM + n
+        NV_Write 1 KiB (new bytes each: a store per command), then SW_WARM + n
+        PCR_Extend(16) (no store: the floor); median, p99 and max of each n."""
+        n = self.cfg["statewrite_n"]
+        if not hasattr(self, "sw_storage"):
+            self.sw_storage = StateStorage(self.out)
         define, write = self.nv_cmds()
-        for backend, label in (("dir", "state dir"), ("file", "state file")):
-            name = f"NV_Write 1 KiB, {label}"
-            rows = {s: self.res.row("statewrite", name, s, "us",
-                                    ratio_to=[f"statewrite/{name}/swtpm"] if s == "ours" else [])
-                    for s in ("swtpm", "ours")}
-            for s, row in rows.items():
-                if self.subject_rows_na([row], s):
-                    continue
-                try:
-                    srv = Daemon(self.subjects[s], os.path.join(self.out, f"statewrite-{s}"), "unix",
-                                 None, self.cpu_a, backend)
-                except (ToolError, OSError) as e:
-                    row.fail(str(e))
-                    continue
-                try:
-                    with connect(srv.data) as c:
-                        times = []
-                        for i in range(n + 5):
-                            t0 = time.perf_counter()
-                            c.sendall(define if i == 0 else write(i))
-                            hdr = recv_exact(c, 10)
-                            recv_exact(c, struct.unpack(">I", hdr[2:6])[0] - 10)
-                            rc = struct.unpack(">I", hdr[6:10])[0]
-                            if rc:
-                                raise ToolError(f"{'NV_DefineSpace' if i == 0 else 'NV_Write'} rc 0x{rc:x}")
-                            if i >= 5:
-                                times.append((time.perf_counter() - t0) * 1e6)
-                    times.sort()
-                    row.add(times[len(times) // 2], times[min(len(times) - 1, len(times) * 99 // 100)], n)
-                except (ToolError, OSError) as e:
-                    row.fail(str(e))
-                finally:
-                    srv.stop()
+        extend = self.pcr16_extend()
+        rows = self.statewrite_rows()
+
+        def rt(c, cmd_bytes, what):
+            t0 = time.perf_counter()
+            c.sendall(cmd_bytes)
+            hdr = recv_exact(c, 10)
+            recv_exact(c, struct.unpack(">I", hdr[2:6])[0] - 10)
+            dt = (time.perf_counter() - t0) * 1e6
+            rc = struct.unpack(">I", hdr[6:10])[0]
+            if rc:
+                raise ToolError(f"{what} rc 0x{rc:x}")
+            return dt
+
+        def add(row, times):
+            times.sort()
+            row.add(times[len(times) // 2], times[min(len(times) - 1, len(times) * 99 // 100)], n)
+            row.extra.setdefault("run_sample_max", []).append(times[-1])
+            row.extra["sample_max"] = max(row.extra["run_sample_max"])
+
+        aff = os.sched_getaffinity(0)
+        try:
+            os.sched_setaffinity(0, {self.cpu_a})   # client and daemon on one CPU
+            self._statewrite(rows, n, define, write, extend, rt, add)
+        finally:
+            os.sched_setaffinity(0, aff)
+
+    def _statewrite(self, rows, n, define, write, extend, rt, add):
+        for kind, _ in StateStorage.KINDS:
+            try:
+                root = self.sw_storage.path(kind)
+            except ToolError as e:
+                for (k, _b, _c), by_s in rows.items():
+                    if k == kind:
+                        for r in by_s.values():
+                            r.fail(str(e))
+                continue
+            for backend in ("dir", "file"):
+                for s in ("swtpm", "ours"):
+                    mine = [rows[(kind, backend, c)][s] for c, _ in self.SW_CMDS]
+                    if self.subject_rows_na(mine, s):
+                        continue
+                    try:
+                        srv = Daemon(self.subjects[s], os.path.join(self.out, f"statewrite-{s}"),
+                                     "unix", None, self.cpu_a, backend,
+                                     statedir=os.path.join(root, f"{s}-{backend}"))
+                    except (ToolError, OSError) as e:
+                        for r in mine:
+                            r.fail(str(e))
+                        continue
+                    try:
+                        with connect(srv.data) as c:
+                            rt(c, define, "NV_DefineSpace")
+                            for cmd, _ in self.SW_CMDS:
+                                row = rows[(kind, backend, cmd)][s]
+                                times = []
+                                before = None
+                                for i in range(1, self.SW_WARM + n + 1):
+                                    if i == self.SW_WARM + 1:
+                                        before = self._state_id(srv.state)
+                                    dt = rt(c, write(i) if cmd == "nvwrite" else extend, cmd)
+                                    if i > self.SW_WARM:
+                                        times.append(dt)
+                                stored = self._state_id(srv.state) != before
+                                add(row, times)
+                                row.note = (f"max {fmt(row.extra['sample_max'])} us"
+                                            + ("" if stored == (cmd == "nvwrite") else
+                                               "; state file changed" if stored else
+                                               "; state file NOT changed"))
+                    except (ToolError, OSError) as e:
+                        for r in mine:
+                            r.fail(str(e))
+                    finally:
+                        srv.stop()
+                        shutil.rmtree(os.path.join(root, f"{s}-{backend}"), ignore_errors=True)
 
     # -- N instances
     def run_scale(self, run):
