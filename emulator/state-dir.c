@@ -248,8 +248,13 @@ static int state_dir_store(struct state_store *st, enum state_kind kind, const u
 	if (dfd < 0)
 		return dfd;
 
-	/* A stale temp file from a crash is truncated and reused. */
-	fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, dir->store.mode);
+	/*
+	 * A stale temp file from a crash is truncated and reused.  O_NONBLOCK
+	 * as for a load: a FIFO planted under the name would block this open,
+	 * and the TPM with it, for good; now the store fails (ENXIO).
+	 */
+	fd = openat(dfd, tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC,
+		    dir->store.mode);
 	if (fd < 0) {
 		ret = -errno;
 		log_errno(LOG_ERR, -ret, "cannot create %s/%s", dir->store.path, tmp);

@@ -561,8 +561,9 @@ def kill_value(n):
     return struct.pack('>Q', n) * (KILL_SIZE // 8)
 
 
-def read_kill_value(d, what):
-    resp = d.tpm(tpm2.nv_read(KILL_INDEX, KILL_SIZE), expect_rc=None)
+def read_kill_value(d, what, timeout=10.0, conn=None):
+    cmd = tpm2.nv_read(KILL_INDEX, KILL_SIZE)
+    resp = conn.transact(cmd, timeout) if conn else d.tpm(cmd, expect_rc=None, timeout=timeout)
     check(tpm2.rc_of(resp) == 0, '%s: NV_Read rc 0x%x' % (what, tpm2.rc_of(resp)), 'kill')
     data = tpm2.parse_nv_read(resp)
     n = struct.unpack('>Q', data[:8])[0]
@@ -578,47 +579,193 @@ def snapshot(ctx, path, n):
     return copy
 
 
-def kill_test(ctx, path, kills=150, budget=25.0, swtpm_every=5):
+def _output(argv, timeout=60):
+    try:
+        r = subprocess.run(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                           timeout=timeout)
+        return r.stdout.decode(errors='replace').rstrip()
+    except (OSError, subprocess.SubprocessError) as e:
+        return '(%s: %s)' % (argv[0], e)
+
+
+def _proc(path):
+    try:
+        with open(path, 'rb') as f:
+            return f.read().decode(errors='replace').replace('\0', ' ').rstrip()
+    except OSError as e:
+        return '(%s)' % e.strerror
+
+
+def stall_report(d):
+    """What a live daemon that missed a deadline is doing: each thread's
+    state, wait channel, system call and kernel stack, its descriptors and
+    unix sockets (with accept queues), gdb's backtraces, its stderr and log."""
+    pid = d.pid
+    out = ['pid %d, %s' % (pid, ', '.join(l for l in _proc('/proc/%d/status' % pid).splitlines()
+                                           if l.startswith(('State:', 'Threads:'))))]
+    try:
+        tids = sorted(os.listdir('/proc/%d/task' % pid), key=int)
+    except OSError as e:
+        tids = []
+        out.append('(/proc/%d/task: %s)' % (pid, e.strerror))
+    for tid in tids:
+        base = '/proc/%d/task/%s/' % (pid, tid)
+        st = _proc(base + 'stat')
+        state = st[st.rfind(')') + 2:].split()[0] if ')' in st else '?'
+        out.append('--- thread %s (%s): state %s, wchan %s, syscall %s\n%s'
+                   % (tid, _proc(base + 'comm'), state, _proc(base + 'wchan'), _proc(base + 'syscall'),
+                      _proc(base + 'stack')))
+    out.append('--- /proc/%d/wchan: %s' % (pid, _proc('/proc/%d/wchan' % pid)))
+    fds = []
+    try:
+        for fd in sorted(os.listdir('/proc/%d/fd' % pid), key=int):
+            try:
+                fds.append('%s -> %s' % (fd, os.readlink('/proc/%d/fd/%s' % (pid, fd))))
+            except OSError:
+                pass
+    except OSError:
+        pass
+    out.append('--- descriptors\n' + '\n'.join(fds))
+    mine = 'pid=%d,' % pid
+    socks = [l for l in _output(['ss', '-xanp'], 20).splitlines() if mine in l or l.startswith('Netid')]
+    out.append('--- its unix sockets (ss -xanp; Recv-Q of a listener is its accept queue)\n' + '\n'.join(socks))
+    if shutil.which('gdb'):
+        out.append('--- gdb\n' + _output(['gdb', '-batch', '-nx', '-p', str(pid), '-ex', 'info threads',
+                                          '-ex', 'thread apply all bt'], 90))
+    out.append('--- ' + d.diag())
+    return '\n'.join(out)
+
+
+def stalled(d, what, err):
+    """A live daemon missed its deadline: a FAIL, with all that tells why on stderr."""
+    report = stall_report(d)
+    sys.stderr.write('==== stall: %s: %s\n%s\n==== end of stall report\n' % (what, err, report))
+    sys.stderr.flush()
+    raise Fail('%s: %s; the daemon (pid %d) is alive: its threads, kernel stacks and gdb backtraces are on '
+               'stderr' % (what, err, d.pid), 'stall')
+
+
+def kill_restart(start, kind, name, init, deadline, what):
+    """Starts `kind` on the state under test, with not-need-init or as libvirt
+    does (CMD_INIT, then the guest's Startup), and reads the counter: (daemon,
+    value).  A daemon still alive without that first answer `deadline`
+    seconds after its start is a stall."""
+    t0 = time.monotonic()
+    d = start(kind, name=name, ready=False, **({'flags': None} if init else {}))
+
+    def left():
+        return max(0.05, deadline - (time.monotonic() - t0))
+
+    step = 'its ctrl channel to answer'
+    conns = []  # kept open until the report is made: the daemon is seen as the client left it
+    try:
+        d.wait_ready(left())
+        if init:
+            step = 'CMD_INIT'
+            c = d.ctrl(left())
+            conns.append(c)
+            res = c.request(CMD_INIT, struct.pack('>I', 0), timeout=left())[0]
+            check(res == 0, 'CMD_INIT %s: 0x%x' % (what, res), 'kill')
+        c = d.data(left())
+        conns.append(c)
+        if init:
+            step = 'TPM2_Startup'
+            rc = tpm2.rc_of(c.transact(tpm2.startup(), left()))
+            check(rc == 0, 'Startup %s: rc 0x%x, expected 0x0' % (what, rc))
+        step = 'the first NV_Read'
+        v = read_kill_value(d, what, timeout=left(), conn=c)
+        return d, v, time.monotonic() - t0
+    except Fail as e:
+        late = time.monotonic() - t0 >= deadline - 0.1
+        if d.alive() and e.tag != 'kill' and (late or isinstance(e, harness.Timeout)):
+            stalled(d, 'restart %s (%s) %s' % (name, 'CMD_INIT + Startup' if init else 'not-need-init', what),
+                    'waited %.1f s for %s: %s' % (time.monotonic() - t0, step, e))
+        raise
+    finally:
+        for c in conns:
+            c.close()
+
+
+def kill_now(d, kind, what):
+    """SIGKILL and reap; a daemon that does not go is diagnosed."""
+    d.proc.send_signal(signal.SIGKILL)
+    rc = d.wait_exit(10)
+    if rc is None:
+        stalled(d, what, 'not gone 10 s after SIGKILL')
+    return rc
+
+
+def kill_test(ctx, start, kills=150, budget=25.0, copy=None, swtpm_every=5, where='file',
+              title='filestate kill test', deadline=10.0, min_kills=100, start_busy=False):
     """SIGKILL the daemon at a random moment during a burst of NV_Writes of a
-    counter; after each kill the next start must load the file and read the
-    last acknowledged value or the one in flight."""
+    counter; after each kill the next start must load the state and read the
+    last acknowledged value or the one in flight.  Restarts alternate between
+    not-need-init and CMD_INIT + Startup (libvirt), every ninth kill hits a
+    start instead; each restart must answer within `deadline` seconds.
+
+    start(kind, name=, ready=, flags=): a daemon on the state under test;
+    copy(n): Debian's swtpm on a copy of it (every swtpm_every kills), or None;
+    start_busy: half the kills at start hit the TPM's own start (libtpms
+    loading the state, Startup storing it), not only the process's."""
     kind = ctx.kind if ctx.kind in KINDS else OURS
     rnd = random.Random(os.getpid() ^ int(time.time()))
-    d = fstart(ctx, kind, path, name='k0')
+    d = start(kind, name='k0')
     d.tpm(tpm2.nv_define(KILL_INDEX, KILL_SIZE), what='NV_DefineSpace')
     d.tpm(tpm2.nv_write(KILL_INDEX, kill_value(0)), what='NV_Write 0')
     d.kill()
     acked, inflight = 0, None
-    n = writes = seen_inflight = at_start = swtpm_loads = 0
+    n = writes = seen_inflight = at_start = at_tpm_start = swtpm_loads = 0
+    slowest = 0.0  # seconds from a restart's spawn to its first answer
     t0 = time.monotonic()
     while n < kills and time.monotonic() - t0 < budget:
         allowed = {acked} | ({inflight} if inflight is not None else set())
         what = 'after kill %d (acked %d, in flight %s)' % (n, acked, inflight)
-        if kind == OURS and n % swtpm_every == 0:
-            s = fstart(ctx, SWTPM, snapshot(ctx, path, n), name='sw%d' % n)
+        if copy is not None and kind == OURS and n % swtpm_every == 0:
+            s = copy(n)
             v = read_kill_value(s, 'Debian swtpm on a copy ' + what)
             check(v in allowed, 'Debian swtpm on a copy %s: reads %d' % (what, v), 'kill')
             s.kill()
             swtpm_loads += 1
         if n % 9 == 8:
-            # killed while starting: Startup(CLEAR) writes permall
-            d = fstart(ctx, kind, path, ready=False, name='k%d' % (n + 1))
-            time.sleep(rnd.uniform(0, 0.015))
-            d.proc.send_signal(signal.SIGKILL)
-            rc = d.wait_exit(10)
+            name = 'k%d' % (n + 1)
+            init = (n // 9) % 4 == 3
+            if start_busy and (n // 9) % 2:
+                # killed while the TPM starts: libtpms loads the state, Startup stores it
+                t1 = time.monotonic()
+                d = start(kind, name=name, ready=False, **({'flags': None} if init else {}))
+                try:
+                    d.wait_ready(deadline)
+                except Fail as e:
+                    if d.alive():
+                        stalled(d, 'start %s %s' % (name, what), 'waited %.1f s for its ctrl channel: %s'
+                                % (time.monotonic() - t1, e))
+                    raise
+                conns = []
+                try:
+                    if init:
+                        res = d.ctrl_cmd(CMD_INIT, struct.pack('>I', 0), timeout=deadline)[0]
+                        check(res == 0, 'CMD_INIT %s: 0x%x' % (what, res), 'kill')
+                    c = d.data()
+                    conns.append(c)
+                    c.send(tpm2.startup() if init else tpm2.nv_read(KILL_INDEX, KILL_SIZE))
+                    time.sleep(rnd.uniform(0, 0.03))
+                    rc = kill_now(d, kind, 'start %s %s' % (name, what))
+                finally:
+                    for c in conns:
+                        c.close()
+                at_tpm_start += 1
+            else:
+                # killed while the process starts (with not-need-init swtpm starts its TPM then)
+                d = start(kind, name=name, ready=False)
+                time.sleep(rnd.uniform(0, 0.015))
+                rc = kill_now(d, kind, 'start %s %s' % (name, what))
             check(rc == -signal.SIGKILL, '%s exited %s on its own while starting %s: %s'
                   % (kind, rc, what, said(d).strip()[-300:]), 'kill')
             n += 1
             at_start += 1
             continue
-        if n % 2:
-            d = fstart(ctx, kind, path, name='k%d' % (n + 1))
-        else:  # as libvirt starts it: CMD_INIT, then the guest's Startup
-            d = fstart(ctx, kind, path, flags=None, name='k%d' % (n + 1))
-            res = d.ctrl_cmd(CMD_INIT, struct.pack('>I', 0))[0]
-            check(res == 0, 'CMD_INIT %s: 0x%x' % (what, res), 'kill')
-            d.tpm(tpm2.startup(), what='Startup ' + what)
-        v = read_kill_value(d, what)
+        d, v, first = kill_restart(start, kind, 'k%d' % (n + 1), n % 2 == 0, deadline, what)
+        slowest = max(slowest, first)
         check(v in allowed, '%s: NV reads %d, expected %s' % (what, v, sorted(allowed)), 'kill')
         if inflight is not None and v == inflight:
             seen_inflight += 1
@@ -641,20 +788,32 @@ def kill_test(ctx, path, kills=150, budget=25.0, swtpm_every=5):
                 pass  # the kill closed the connection
         timer.join()
         rc = d.wait_exit(10)
+        if rc is None:
+            stalled(d, 'the write burst %s' % what, 'not gone 10 s after SIGKILL')
         check(bad is None, bad or '')
         check(rc == -signal.SIGKILL, '%s daemon exit %s during the write burst, expected SIGKILL' % (kind, rc))
         n += 1
         if len(ctx.daemons) > 8:
             del ctx.daemons[:-4]
-    d = fstart(ctx, kind, path, name='final')
-    v = read_kill_value(d, 'after the last kill')
+    took = time.monotonic() - t0
+    d, v, _ = kill_restart(start, kind, 'final', False, deadline, 'after the last kill')
     check(v in ({acked} | ({inflight} if inflight is not None else set())), 'after the last kill: %d' % v, 'kill')
     d.terminate()
-    check(n >= 100, 'only %d kills within %.0f s' % (n, budget))
-    sys.stderr.write('filestate kill test (%s, %s): %d kills (%d during start-up) in %.1f s, %d acknowledged '
-                     'writes, in-flight value found %d times, last value %d, Debian swtpm loaded %s copies\n'
-                     % (ctx.kind, 'device' if stat.S_ISBLK(os.stat(path).st_mode) else 'file', n, at_start,
-                        time.monotonic() - t0, writes, seen_inflight, v, swtpm_loads if kind == OURS else 'n/a'))
+    check(n >= min_kills, 'only %d kills within %.0f s' % (n, budget))
+    sys.stderr.write('%s (%s, %s): %d kills (%d during start-up%s) in %.1f s, %d acknowledged '
+                     'writes, in-flight value found %d times, last value %d, slowest restart %.0f ms, '
+                     'Debian swtpm loaded %s copies\n'
+                     % (title, ctx.kind, where, n, at_start,
+                        ', %d of them in the TPM\'s start' % at_tpm_start if start_busy else '',
+                        took, writes, seen_inflight, v, slowest * 1000,
+                        swtpm_loads if kind == OURS and copy else 'n/a'))
+
+
+def kill_file_test(ctx, path, budget):
+    """The kill test on the linear volume `path` (a file or a block device)."""
+    kill_test(ctx, lambda kind, **kw: fstart(ctx, kind, path, **kw), budget=budget,
+              copy=lambda n: fstart(ctx, SWTPM, snapshot(ctx, path, n), name='sw%d' % n),
+              where='device' if os.path.exists(path) and stat.S_ISBLK(os.stat(path).st_mode) else 'file')
 
 
 @test('filestate/kill-regular-file', timeout=60)
@@ -663,7 +822,7 @@ def _kill_file(ctx):
     # not survive; when it does not, that is recorded as its known defect.
     _KILL_FILE.xfail_swtpm = None
     try:
-        kill_test(ctx, ctx.path('tpm.bin'), budget=25.0 if ctx.kind == OURS else 15.0)
+        kill_file_test(ctx, ctx.path('tpm.bin'), budget=25.0 if ctx.kind == OURS else 15.0)
     except Fail as e:
         if ctx.kind == SWTPM and e.tag == 'kill':
             _KILL_FILE.xfail_swtpm = ('kill', 'swtpm 0.7.1 writes state in place, not crash-safe (spec 3.4)')
@@ -676,7 +835,7 @@ _KILL_FILE = harness.TESTS[-1]
 @test('filestate/kill-loop-device', labels=(OURS,), timeout=60)
 def _kill_loop(ctx):
     with loop_device(ctx, 256 << 10) as dev:
-        kill_test(ctx, dev, budget=25.0)
+        kill_file_test(ctx, dev, budget=25.0)
 
 
 # ---------------------------------------------------------------- 9. every crash point of a commit
