@@ -17,8 +17,10 @@ WARNFLAGS := -std=c11 -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes \
 override CPPFLAGS += -D_GNU_SOURCE -Ibridge -Iemulator -isystem kmod-headers
 DEPFLAGS = -MMD -MP
 
-# libtpms is dlopen()ed (emulator/tpm.c), so only its headers are needed here.
-TPMS_CFLAGS := $(shell $(PKG_CONFIG) --cflags libtpms 2>/dev/null)
+# libtpms is dlopen()ed (emulator/tpm.c), so only its headers are needed here;
+# so is libcrypto (emulator/state-crypt.c, state encryption), the one libtpms loads.
+TPMS_CFLAGS := $(shell $(PKG_CONFIG) --cflags libtpms 2>/dev/null) \
+	$(shell $(PKG_CONFIG) --cflags libcrypto 2>/dev/null)
 # The CUSE front (bridge/front-cuse.c) is on libfuse3's cuse_lowlevel.
 FUSE_CFLAGS := $(shell $(PKG_CONFIG) --cflags fuse3 2>/dev/null)
 FUSE_LIBS := $(shell $(PKG_CONFIG) --libs fuse3 2>/dev/null)
@@ -74,6 +76,9 @@ $(FAULT_LIB): tests/fault/fault.c
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(WARNFLAGS) -D_GNU_SOURCE $(CFLAGS) -shared -fPIC -o $@ $< -ldl
+
+# test_crypt makes hostile encrypted files with OpenSSL itself (the daemon dlopen()s it).
+$(BUILD)/tests/test_crypt: LDLIBS += $(shell $(PKG_CONFIG) --libs libcrypto 2>/dev/null)
 
 unit: unit-bins $(FAULT_LIB)
 unit-bins: $(UNIT_BIN)
@@ -139,9 +144,12 @@ FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 FUZZ_DEPS_fuzz_ctrl_msg := bridge/ctrl-msg.c
 FUZZ_DEPS_fuzz_ptm_ioctl := bridge/ptm-ioctl.c
-FUZZ_DEPS_fuzz_state := emulator/state-format.c bridge/log.c
-FUZZ_STATE_SRC := emulator/state-store.c emulator/state-dir.c emulator/state-linear.c emulator/state-format.c
-FUZZ_DEPS_fuzz_linear := $(FUZZ_STATE_SRC) bridge/log.c
+FUZZ_CRYPT_SRC := emulator/state-format.c emulator/state-crypt.c bridge/log.c -ldl -lpthread
+FUZZ_DEPS_fuzz_state := $(FUZZ_CRYPT_SRC)
+FUZZ_DEPS_fuzz_crypt := $(FUZZ_CRYPT_SRC)
+FUZZ_STATE_SRC := emulator/state-store.c emulator/state-dir.c emulator/state-linear.c emulator/state-format.c \
+	emulator/state-crypt.c
+FUZZ_DEPS_fuzz_linear := $(FUZZ_STATE_SRC) bridge/log.c -ldl -lpthread
 FUZZ_DEPS_fuzz_uevent := bridge/uevent.c bridge/loop.c bridge/log.c $(NL_CFLAGS) $(NL_LIBS)
 FUZZ_DEPS_fuzz_tpm_frame := bridge/tpm-frame.c emulator/tpm.c $(FUZZ_STATE_SRC) bridge/log.c \
 	$(TPMS_CFLAGS) -ldl

@@ -38,6 +38,8 @@ enum {
 	OPT_VTPM_PROXY,
 	OPT_CHARDEV,
 	OPT_FD,
+	OPT_KEY,
+	OPT_MIGRATION_KEY,
 	OPT_UNSUPPORTED,
 };
 
@@ -70,9 +72,9 @@ static const struct option cli_options[] = {
 	{ "chardev", required_argument, NULL, OPT_CHARDEV },
 	/* socket: -f/--fd, the data channel; chardev: its TPM device (refused) */
 	{ "fd", required_argument, NULL, OPT_FD },
+	{ "key", required_argument, NULL, OPT_KEY },
+	{ "migration-key", required_argument, NULL, OPT_MIGRATION_KEY },
 	/* Later issues add these; until then they are refused by name. */
-	{ "key", required_argument, NULL, OPT_UNSUPPORTED },
-	{ "migration-key", required_argument, NULL, OPT_UNSUPPORTED },
 	{ "seccomp", required_argument, NULL, OPT_UNSUPPORTED },
 	{ "profile", required_argument, NULL, OPT_UNSUPPORTED },
 	{ NULL, 0, NULL, 0 },
@@ -84,7 +86,7 @@ static const struct option cli_options[] = {
  * each is parsed, once the loop is done.
  */
 struct cli_raw {
-	char *tpmstate, *ctrl, *server, *flags, *pid, *log, *locality, *migration;
+	char *tpmstate, *ctrl, *server, *flags, *pid, *log, *locality, *migration, *key, *migration_key;
 	bool server_from_port;		/* -p came after the last --server */
 	uint16_t port;			/* -p N */
 	char port_env[8];		/* -p's N in decimal: swtpm puts it in $TPM_PORT */
@@ -485,6 +487,79 @@ static int cli_log(char *list, struct cli_config *cfg)
 	return 0;
 }
 
+/* One of a list option's words, or an error listing them. */
+static int cli_choice(const struct cli_items *it, size_t i, const char *const *words, size_t n, size_t *out)
+{
+	const char *v = it->value[i] ? it->value[i] : "";
+
+	for (*out = 0; *out < n; (*out)++) {
+		if (!strcmp(v, words[*out]))
+			return 0;
+	}
+	return cli_error(it->opt, "%s '%s' is not one of %s%s%s%s%s", it->name[i], v, words[0],
+			 n > 1 ? ", " : "", n > 1 ? words[1] : "", n > 2 ? ", " : "", n > 2 ? words[2] : "");
+}
+
+/*
+ * --key, --migration-key: swtpm 0.7.1's sub-options.  Of several sources
+ * the first of file=, fd=, pwdfile=, pwdfd= is used, as in swtpm.
+ */
+static int cli_key(const char *opt, char *list, struct cli_key *key)
+{
+	static const char *const formats[] = { "hex", "binary" };
+	static const char *const modes[] = { "aes-cbc", "aes-128-cbc", "aes-256-cbc" };
+	static const char *const kdfs[] = { "pbkdf2", "sha512" };
+	const char *file = NULL, *pwdfile = NULL;
+	int fd = -1, pwdfd = -1;
+	struct cli_items it;
+	size_t c;
+
+	*key = (struct cli_key){ .fd = -1 };
+	if (cli_split(opt, list, &it) < 0)
+		return -1;
+	cli_items_each(&it, i) {
+		const char *name = it.name[i];
+		int ret = 0;
+
+		if (!strcmp(name, "file")) {
+			ret = cli_string(&it, i, &file);
+		} else if (!strcmp(name, "fd")) {
+			ret = cli_fd(&it, i, &fd);
+		} else if (!strcmp(name, "pwdfile")) {
+			ret = cli_string(&it, i, &pwdfile);
+		} else if (!strcmp(name, "pwdfd")) {
+			ret = cli_fd(&it, i, &pwdfd);
+		} else if (!strcmp(name, "format")) {
+			ret = cli_choice(&it, i, formats, 2, &c);
+			key->binary = c == 1;
+		} else if (!strcmp(name, "mode")) {
+			ret = cli_choice(&it, i, modes, 3, &c);
+			key->aes256 = c == 2;
+		} else if (!strcmp(name, "kdf")) {
+			ret = cli_choice(&it, i, kdfs, 2, &c);
+			key->kdf_sha512 = c == 1;
+		} else if (!strcmp(name, "remove")) {
+			key->remove = cli_bool(&it, i);
+		} else {
+			ret = cli_unknown(&it, i);
+		}
+		if (ret < 0)
+			return -1;
+	}
+	if (file || fd >= 0) {
+		key->file = file;
+		key->fd = file ? -1 : fd;
+	} else if (pwdfile || pwdfd >= 0) {
+		key->passphrase = true;
+		key->file = pwdfile;
+		key->fd = pwdfile ? -1 : pwdfd;
+	} else {
+		return cli_error(opt, "%s", "needs file=, fd=, pwdfile= or pwdfd=");
+	}
+	key->set = true;
+	return 0;
+}
+
 static int cli_locality(char *list, struct cli_config *cfg)
 {
 	const struct cli_flag flags[] = {
@@ -606,6 +681,15 @@ static int cli_check_fds(const struct cli_config *cfg, const struct cli_raw *raw
 	}
 	if (cfg->pid_fd >= 0 && (fstat(cfg->pid_fd, &st) < 0 || !S_ISREG(st.st_mode)))
 		return cli_error("--pid", "fd=%d is not an open regular file", cfg->pid_fd);
+	for (int k = 0; k < 2; k++) {
+		const struct cli_key *key = k ? &cfg->migration_key : &cfg->key;
+		int flags = key->fd >= 0 ? fcntl(key->fd, F_GETFL) : 0;
+
+		if (flags < 0 || (flags & O_ACCMODE) == O_WRONLY)
+			return cli_error(k ? "--migration-key" : "--key", "%s=%d is not %s",
+					 key->passphrase ? "pwdfd" : "fd", key->fd,
+					 flags < 0 ? "an open file descriptor" : "open for reading");
+	}
 	if (cfg->log_fd >= 0) {
 		int flags = fcntl(cfg->log_fd, F_GETFL);
 
@@ -680,6 +764,8 @@ static int cli_lists(struct cli_config *cfg, const struct cli_raw *raw)
 	    (raw->flags && cli_flags(raw->flags, cfg) < 0) ||
 	    (raw->locality && cli_locality(raw->locality, cfg) < 0) ||
 	    (raw->migration && cli_migration(raw->migration, cfg) < 0) ||
+	    (raw->key && cli_key("--key", raw->key, &cfg->key) < 0) ||
+	    (raw->migration_key && cli_key("--migration-key", raw->migration_key, &cfg->migration_key) < 0) ||
 	    (raw->ctrl && cli_endpoint("--ctrl", raw->ctrl, &cfg->ctrl, true, NULL) < 0))
 		return -1;
 	if (raw->server_from_port) {
@@ -783,6 +869,12 @@ static int cli_option(int opt, char *arg, const char *name, struct cli_config *c
 		return 0;
 	case OPT_MIGRATION:
 		raw->migration = arg;
+		return 0;
+	case OPT_KEY:
+		raw->key = arg;
+		return 0;
+	case OPT_MIGRATION_KEY:
+		raw->migration_key = arg;
 		return 0;
 	case OPT_PRINT_CAPABILITIES:
 		cfg->action = CLI_PRINT_CAPABILITIES;
@@ -919,7 +1011,7 @@ int cli_parse(int argc, char **argv, struct cli_config *cfg)
 	cfg->nargs = argc;
 	argv = cfg->args;
 	cfg->startup = CLI_NO_STARTUP;
-	cfg->pid_fd = cfg->log_fd = -1;
+	cfg->pid_fd = cfg->log_fd = cfg->key.fd = cfg->migration_key.fd = -1;
 	cfg->ctrl.fd = cfg->ctrl.clientfd = cfg->server.fd = cfg->server.clientfd = -1;
 	cfg->state_mode = 0640;
 
@@ -1065,6 +1157,11 @@ void cli_usage(const char *prog)
 	       "  --migration [incoming][,release-lock-outgoing]\n"
 	       "                         shared storage: lock the state at first use; drop the\n"
 	       "                         lock once the volatile state has been fetched\n"
+	       "  --key file=F|fd=N[,format=hex|binary][,mode=aes-128-cbc|aes-256-cbc][,remove]\n"
+	       "  --key pwdfile=F|pwdfd=N[,kdf=pbkdf2|sha512][,mode=...][,remove]\n"
+	       "                         encrypt the state as swtpm does (AES-CBC, HMAC-SHA256);\n"
+	       "                         read after --runas; remove unlinks the file once read\n"
+	       "  --migration-key ...    the same forms: encrypt the GET/SET_STATEBLOB blobs\n"
 	       "  -t, --terminate        exit when the data channel closes\n"
 	       "  --pid file=PATH | fd=N write the process ID once ready\n"
 	       "  --log file=PATH | fd=N[,level=N][,prefix=P][,truncate]\n"

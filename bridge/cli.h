@@ -42,6 +42,22 @@ struct cli_cuse {
 	bool major_set, minor_set;
 };
 
+/*
+ * --key or --migration-key (state-files.md 4.7): where the key comes from.
+ * The parser only checks the words and that an fd= is open for reading;
+ * the key is read at start, after --runas, as swtpm reads it.
+ */
+struct cli_key {
+	bool set;
+	const char *file;	/* file= or pwdfile= (swtpm: file= wins over fd=, pwdfile=, pwdfd=) */
+	int fd;			/* fd= or pwdfd=, when no file */
+	bool passphrase;	/* pwdfile=/pwdfd= */
+	bool binary;		/* format=binary (file=/fd= only; default hex) */
+	bool kdf_sha512;	/* kdf=sha512 (passphrases only; default pbkdf2) */
+	bool aes256;		/* mode=aes-256-cbc (default aes-128-cbc) */
+	bool remove;		/* remove[=true]: unlink the file once read */
+};
+
 enum cli_action {
 	CLI_RUN,
 	CLI_HELP,
@@ -96,6 +112,7 @@ struct cli_config {
 	const char *runas;
 	bool migration_incoming;
 	bool release_lock_outgoing;
+	struct cli_key key, migration_key;
 	char **args;			/* the copy of argv the strings point into */
 	int nargs;
 };

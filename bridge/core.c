@@ -91,6 +91,7 @@ struct core {
 	struct core_work *running;	/* the job on the worker, as the loop sees it */
 
 	struct blob_out blob_out;
+	uint32_t blob_out_state_flags;	/* GET_STATEBLOB's PTM_STATE_FLAG_ENCRYPTED, for every chunk */
 	struct blob_in blob_in;
 	char *info;			/* the last GET_INFO string */
 	struct core_lock_wait lock_wait;
@@ -514,7 +515,7 @@ static void core_get_stateblob(struct core *core, const struct core_ctrl_req *re
 		uint8_t *blob;
 		size_t len;
 
-		r->result = emu_get_blob(core->emu, req->type, req->flags, &blob, &len);
+		r->result = emu_get_blob(core->emu, req->type, req->flags, &blob, &len, &core->blob_out_state_flags);
 		if (r->result != PTM_RES_SUCCESS) {
 			blob_out_clear(&core->blob_out);
 			return;
@@ -523,6 +524,7 @@ static void core_get_stateblob(struct core *core, const struct core_ctrl_req *re
 	}
 	blob_out_chunk(&core->blob_out, req->offset, req->max_len, &p, &n);
 	r->totlength = (uint32_t)core->blob_out.len;
+	r->state_flags = core->blob_out_state_flags;
 	r->data = p;
 	r->len = n;
 }

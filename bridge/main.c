@@ -32,6 +32,8 @@ struct daemon {
 	struct cli_config cfg;
 	int exit_status;
 	struct state_store *state;
+	/* --key and --migration-key: read after --runas, wiped at exit; len 0 until then or without. */
+	struct state_key state_key, migration_key;
 	struct emu *emu;
 	struct loop *loop;
 	struct core *core;
@@ -89,7 +91,8 @@ static int print_capabilities(const struct cli_config *cfg)
 	bool mssim = cfg->mode == CLI_MODE_SOCKET || cfg->mode == CLI_MODE_COMBINED;
 
 	printf("{ \"type\": \"swtpm\", \"features\": [ \"tpm-1.2\", \"tpm-2.0\", \"flags-opt-startup\", "
-	       "\"flags-opt-disable-auto-shutdown\", \"ctrl-opt-terminate\", \"cmdarg-print-states\", "
+	       "\"flags-opt-disable-auto-shutdown\", \"ctrl-opt-terminate\", \"cmdarg-key-fd\", "
+	       "\"cmdarg-pwd-fd\", \"cmdarg-print-states\", "
 	       "\"cmdarg-migration\", \"nvram-backend-dir\", \"nvram-backend-file\"%s%s ], "
 	       "\"fronts\": [ \"socket\"%s%s ], "
 	       "\"version\": \"%s\" }\n",
@@ -108,6 +111,7 @@ static int state_open(struct daemon *d)
 		.mode_set = d->cfg.state_mode_set,
 		.tpm2 = d->cfg.tpm2,
 		.fsync = true,
+		.key = &d->state_key,
 	};
 	int ret;
 
@@ -117,6 +121,41 @@ static int state_open(struct daemon *d)
 		return ret;
 	}
 	return state_store_check(d->state);
+}
+
+/*
+ * After --runas, as swtpm 0.7.1 reads them: a key file the service user
+ * may not read is refused as with swtpm, and remove= unlinks with that
+ * user's rights, never root's.  Before the loop runs, so no TPM start can
+ * come first.
+ */
+static int keys_read(struct daemon *d)
+{
+	const struct {
+		const char *opt;
+		const struct cli_key *from;
+		struct state_key *to;
+	} keys[] = {
+		{ "--key", &d->cfg.key, &d->state_key },
+		{ "--migration-key", &d->cfg.migration_key, &d->migration_key },
+	};
+
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++) {
+		const struct cli_key *k = keys[i].from;
+		struct state_key_source src = {
+			.opt = keys[i].opt,
+			.file = k->file,
+			.fd = k->fd,
+			.format = k->passphrase ? STATE_KEY_PASSPHRASE : k->binary ? STATE_KEY_BINARY : STATE_KEY_HEX,
+			.kdf = k->kdf_sha512 ? STATE_KDF_SHA512 : STATE_KDF_PBKDF2,
+			.key_len = k->aes256 ? 32 : 16,
+			.remove = k->remove,
+		};
+
+		if (k->set && state_key_read(&src, keys[i].to) < 0)
+			return -1;
+	}
+	return 0;
 }
 
 static int print_states(struct daemon *d)
@@ -334,6 +373,8 @@ static int daemon_run(struct daemon *d)
 		.defer_lock = d->cfg.migration_incoming,
 		.release_lock_outgoing = d->cfg.release_lock_outgoing,
 		.auto_shutdown = !d->cfg.disable_auto_shutdown,
+		.state_key = &d->state_key,
+		.migration_key = &d->migration_key,
 	};
 	struct core_config cc = {
 		.reject_locality_4 = d->cfg.reject_locality_4,
@@ -394,6 +435,8 @@ static int daemon_run(struct daemon *d)
 	}
 	if (d->cfg.runas && drop_privileges(d->cfg.runas) < 0)
 		return 1;
+	if (keys_read(d) < 0)
+		return 1;
 	d->started = true;
 	daemon_check_ready(d);
 	if (d->exit_status)
@@ -420,6 +463,8 @@ static void daemon_cleanup(struct daemon *d)
 		close(d->signals.fd);
 	loop_destroy(d->loop);
 	state_store_close(d->state);
+	state_key_wipe(&d->state_key);
+	state_key_wipe(&d->migration_key);
 	if (d->pid_file_written)
 		unlink(d->cfg.pid_file);
 }

@@ -19,6 +19,7 @@
 #include <ptm.h>
 
 #include "bytes.h"
+#include "state-crypt.h"
 
 #define STATE_HDR_LEN		10u
 #define STATE_HDR_VERSION	2u	/* 2 = TLV body; 1 (legacy) is not supported */
@@ -30,11 +31,17 @@
 #define STATE_FLAG_ENCRYPTED		0x01u
 #define STATE_FLAG_MIGRATION_ENCRYPTED	0x02u
 #define STATE_FLAG_MIGRATION_DATA	0x04u
+#define STATE_FLAG_ENCRYPTED_256	0x08u
+#define STATE_FLAG_MIGRATION_256	0x10u
 
 /* TLV tags (spec 3.3). */
 #define STATE_TAG_DATA			1u
 #define STATE_TAG_ENCRYPTED_DATA	2u
+#define STATE_TAG_HMAC			3u
 #define STATE_TAG_MIGRATION_DATA	4u
+#define STATE_TAG_ENCRYPTED_MIGRATION	5u
+#define STATE_TAG_IV			6u
+#define STATE_TAG_IV_MIGRATION		7u
 
 /* libtpms's names for the blob types. */
 static const struct {
@@ -279,4 +286,255 @@ int state_blob_decode(const uint8_t *blob, size_t len, uint32_t req_flags, const
 	*payload = data;
 	*payload_len = data_len;
 	return 0;
+}
+
+/* ---- encrypted layers (spec 4, 5) ---- */
+
+/*
+ * One layer's tags: the state layer (files, and a blob's inner stream) is
+ * DATA or ENCRYPTED_DATA + HMAC + IV; the migration layer of a blob is
+ * MIGRATION_DATA or ENCRYPTED_MIGRATION + HMAC + IV_MIGRATION.
+ */
+struct state_layer {
+	uint16_t plain, enc, iv;
+};
+
+static const struct state_layer state_layer_state = {
+	STATE_TAG_DATA, STATE_TAG_ENCRYPTED_DATA, STATE_TAG_IV,
+};
+static const struct state_layer state_layer_migration = {
+	STATE_TAG_MIGRATION_DATA, STATE_TAG_ENCRYPTED_MIGRATION, STATE_TAG_IV_MIGRATION,
+};
+
+/* The bytes a layer of len plaintext bytes takes, or SIZE_MAX when it would not fit a 32-bit totlen. */
+static size_t state_layer_len(const struct state_key *key, size_t len)
+{
+	size_t ct_len;
+
+	if (len > UINT32_MAX - STATE_HDR_LEN - 4 * STATE_TLV_HDR_LEN - 3 * STATE_KEY_MAX - STATE_MAC_LEN)
+		return SIZE_MAX;
+	if (!state_key_set(key))
+		return STATE_TLV_HDR_LEN + len;
+	ct_len = state_crypt_len(key, len);
+	return 3 * STATE_TLV_HDR_LEN + ct_len + STATE_MAC_LEN + key->len;
+}
+
+/* Writes the layer at p: TLV plain(plain), or ciphertext, HMAC, IV in swtpm's order (3.4). */
+static int state_layer_put(const struct state_key *key, const struct state_layer *t,
+			   const uint8_t *plain, size_t len, uint8_t *p)
+{
+	size_t ct_len;
+	uint8_t *ct, *mac;
+
+	if (!state_key_set(key)) {
+		p = state_tlv_put(p, t->plain, (uint32_t)len);
+		if (len)
+			memcpy(p, plain, len);
+		return 0;
+	}
+	ct_len = state_crypt_len(key, len);
+	ct = state_tlv_put(p, t->enc, (uint32_t)ct_len);
+	mac = state_tlv_put(ct + ct_len, STATE_TAG_HMAC, STATE_MAC_LEN);
+	return state_encrypt(key, plain, len, ct,
+			     state_tlv_put(mac + STATE_MAC_LEN, t->iv, (uint32_t)key->len), mac);
+}
+
+/*
+ * Opens an encrypted layer in a well-formed stream: the ciphertext and the
+ * HMAC are required, the IV may be absent (0.7.1 then uses a zero IV).
+ * The plaintext is malloc'ed.
+ */
+static int state_layer_open(const struct state_key *key, const struct state_layer *t,
+			    const uint8_t *body, size_t len, uint8_t **plain, size_t *plain_len)
+{
+	const uint8_t *ct, *mac, *iv = NULL;
+	size_t ct_len, mac_len, iv_len = 0;
+	int ret;
+
+	ret = state_tlv_find(body, len, t->enc, &ct, &ct_len);
+	if (ret == 0)
+		ret = state_tlv_find(body, len, STATE_TAG_HMAC, &mac, &mac_len);
+	if (ret == 0 && state_tlv_find(body, len, t->iv, &iv, &iv_len) == 0 && iv_len != key->len)
+		return -EBADMSG;	/* 0.7.1: the IV is as long as the key */
+	if (ret)
+		return ret == -ENOENT ? -EBADMSG : ret;
+	return state_decrypt(key, ct, ct_len, iv, iv_len, mac, mac_len, plain, plain_len);
+}
+
+/* The key length a header says a layer was encrypted with (0.7.1 checks it against the key). */
+static int state_key_len_check(const struct state_key *key, uint16_t flags, uint16_t flag_256)
+{
+	return key->len == ((flags & flag_256) ? 32u : 16u) ? 0 : -EMEDIUMTYPE;
+}
+
+int state_file_encrypt(const struct state_key *key, const uint8_t *payload, size_t len,
+		       uint8_t **out, size_t *out_len)
+{
+	size_t layer = state_layer_len(key, len);
+	uint8_t *buf;
+	int ret;
+
+	if (!state_key_set(key) || (!payload && len))
+		return -EINVAL;
+	if (layer == SIZE_MAX)
+		return -EFBIG;
+	buf = malloc(STATE_HDR_LEN + layer);
+	if (!buf)
+		return -ENOMEM;
+	state_hdr_put(buf, (uint16_t)(STATE_FLAG_ENCRYPTED | (key->len == 32 ? STATE_FLAG_ENCRYPTED_256 : 0)),
+		      (uint32_t)(STATE_HDR_LEN + layer));
+	ret = state_layer_put(key, &state_layer_state, payload, len, buf + STATE_HDR_LEN);
+	if (ret) {
+		free(buf);
+		return ret;
+	}
+	*out = buf;
+	*out_len = STATE_HDR_LEN + layer;
+	return 0;
+}
+
+int state_file_decrypt(const struct state_key *key, const uint8_t *file, size_t len,
+		       uint8_t **payload, size_t *payload_len)
+{
+	const uint8_t *body;
+	size_t body_len;
+	uint16_t flags;
+	int ret;
+
+	if (!state_key_set(key))
+		return -EINVAL;
+	ret = state_hdr_check(file, len, &flags);
+	if (ret)
+		return ret;
+	body = file + STATE_HDR_LEN;
+	body_len = len - STATE_HDR_LEN;
+	/* A well-formed plain file: not ours to convert (0.7.1 refuses it too). */
+	if (!state_tlv_has(body, body_len, STATE_TAG_ENCRYPTED_DATA) && state_tlv_has(body, body_len, STATE_TAG_DATA))
+		return -ENOMSG;
+	/* As 0.7.1: the configured key decides, flag 0x01 is not required; 0x08 must match. */
+	ret = state_key_len_check(key, flags, STATE_FLAG_ENCRYPTED_256);
+	if (ret)
+		return ret;
+	return state_layer_open(key, &state_layer_state, body, body_len, payload, payload_len);
+}
+
+int state_blob_seal(const struct state_key *state_key, const struct state_key *migration_key,
+		    const uint8_t *payload, size_t len, uint8_t **out, size_t *out_len)
+{
+	size_t inner_len, outer_len;
+	uint16_t flags = STATE_FLAG_MIGRATION_DATA;
+	uint8_t *buf, *inner;
+	int ret;
+
+	if (!state_key_set(state_key) && !state_key_set(migration_key))
+		return state_blob_encode(payload, len, out, out_len);
+	if (!payload && len)
+		return -EINVAL;
+	inner_len = state_layer_len(state_key, len);
+	outer_len = inner_len == SIZE_MAX ? SIZE_MAX : state_layer_len(migration_key, inner_len);
+	if (outer_len == SIZE_MAX)
+		return -EFBIG;
+	if (state_key_set(state_key))
+		flags |= STATE_FLAG_ENCRYPTED | (state_key->len == 32 ? STATE_FLAG_ENCRYPTED_256 : 0);
+	if (state_key_set(migration_key))
+		flags |= STATE_FLAG_MIGRATION_ENCRYPTED | (migration_key->len == 32 ? STATE_FLAG_MIGRATION_256 : 0);
+	buf = malloc(STATE_HDR_LEN + outer_len);
+	inner = malloc(inner_len);
+	if (!buf || !inner) {
+		free(buf);
+		free(inner);
+		return -ENOMEM;
+	}
+	state_hdr_put(buf, flags, (uint32_t)(STATE_HDR_LEN + outer_len));
+	ret = state_layer_put(state_key, &state_layer_state, payload, len, inner);
+	if (ret == 0)
+		ret = state_layer_put(migration_key, &state_layer_migration, inner, inner_len, buf + STATE_HDR_LEN);
+	/* The inner stream may be plain state. */
+	state_crypt_free(inner, inner_len);
+	if (ret) {
+		state_crypt_free(buf, STATE_HDR_LEN + outer_len);
+		return ret;
+	}
+	*out = buf;
+	*out_len = STATE_HDR_LEN + outer_len;
+	return 0;
+}
+
+/* The state layer of a blob (spec 5.2 step 4), into a malloc'ed payload. */
+static int state_blob_open_inner(const struct state_key *state_key, uint16_t flags, uint32_t req_flags,
+				 const uint8_t *inner, size_t inner_len, uint8_t **payload, size_t *payload_len)
+{
+	const uint8_t *data;
+	size_t data_len;
+	int ret;
+
+	if ((req_flags & PTM_STATE_FLAG_ENCRYPTED) || (flags & STATE_FLAG_ENCRYPTED)) {
+		if (!state_key_set(state_key))
+			return -ENOKEY;
+		ret = state_key_len_check(state_key, flags, STATE_FLAG_ENCRYPTED_256);
+		return ret ? ret : state_layer_open(state_key, &state_layer_state, inner, inner_len, payload,
+						    payload_len);
+	}
+	ret = state_tlv_find(inner, inner_len, STATE_TAG_DATA, &data, &data_len);
+	if (ret)
+		return ret == -ENOENT && state_tlv_has(inner, inner_len, STATE_TAG_ENCRYPTED_DATA) ? -ENOKEY : -EBADMSG;
+	*payload = malloc(data_len ? data_len : 1);
+	if (!*payload)
+		return -ENOMEM;
+	if (data_len)
+		memcpy(*payload, data, data_len);
+	*payload_len = data_len;
+	return 0;
+}
+
+int state_blob_unseal(const struct state_key *state_key, const struct state_key *migration_key,
+		      const uint8_t *blob, size_t len, uint32_t req_flags, uint8_t **payload, size_t *payload_len)
+{
+	const uint8_t *inner;
+	uint8_t *opened = NULL;
+	size_t inner_len, opened_len = 0;
+	uint16_t flags;
+	int ret;
+
+	ret = state_hdr_check(blob, len, &flags);
+	if (ret)
+		return ret;
+	/* Nothing encrypted (an empty body included): the keyless decoder, and a copy. */
+	if (len == STATE_HDR_LEN || (!(flags & (STATE_FLAG_MIGRATION_ENCRYPTED | STATE_FLAG_ENCRYPTED)) &&
+				      !(req_flags & PTM_STATE_FLAG_ENCRYPTED))) {
+		ret = state_blob_decode(blob, len, req_flags, &inner, &inner_len);
+		if (ret || !inner) {
+			*payload = NULL;
+			*payload_len = 0;
+			return ret;
+		}
+		*payload = malloc(inner_len ? inner_len : 1);
+		if (!*payload)
+			return -ENOMEM;
+		if (inner_len)
+			memcpy(*payload, inner, inner_len);
+		*payload_len = inner_len;
+		return 0;
+	}
+	if (!(flags & STATE_FLAG_MIGRATION_DATA))
+		return -EBADMSG;
+	if (flags & STATE_FLAG_MIGRATION_ENCRYPTED) {
+		/* Spec 5.2 step 3: a migration key is needed; a plain migration layer is taken with or without one. */
+		if (!state_key_set(migration_key))
+			return -ENOKEY;
+		ret = state_key_len_check(migration_key, flags, STATE_FLAG_MIGRATION_256);
+		if (ret == 0)
+			ret = state_layer_open(migration_key, &state_layer_migration, blob + STATE_HDR_LEN,
+					       len - STATE_HDR_LEN, &opened, &opened_len);
+		if (ret)
+			return ret;
+		inner = opened;
+		inner_len = opened_len;
+	} else if (state_tlv_find(blob + STATE_HDR_LEN, len - STATE_HDR_LEN, STATE_TAG_MIGRATION_DATA,
+				  &inner, &inner_len)) {
+		return -EBADMSG;
+	}
+	ret = state_blob_open_inner(state_key, flags, req_flags, inner, inner_len, payload, payload_len);
+	state_crypt_free(opened, opened_len);
+	return ret;
 }

@@ -61,6 +61,8 @@ int state_store_open(struct state_store **out, const struct state_config *cfg)
 	st->mode_set = cfg->mode_set;
 	st->tpm2 = cfg->tpm2;
 	st->fsync = cfg->fsync;
+	st->dir = cfg->backend == STATE_BACKEND_DIR;
+	st->key = cfg->key;
 	*out = st;
 	return 0;
 fail:
@@ -114,6 +116,36 @@ bool state_locked(const struct state_store *st)
 	return st->locked;
 }
 
+/* Why a state cannot be used, naming the file (or the file's section) and never the key. */
+static void state_load_error(const struct state_store *st, const char *kname, int err)
+{
+	const char *file = st->dir ? (st->tpm2 ? "tpm2-00." : "tpm-00.") : "";
+	const char *section = st->dir ? "" : " section";
+
+	switch (err) {
+	case -ENOKEY:
+		log_err("%s: %s%s%s is encrypted; no state key is configured (--key)", st->name, file, kname, section);
+		break;
+	case -ENOMSG:
+		log_err("%s: %s%s%s is not encrypted, but --key is given (swtpm 0.7.1 refuses it too; "
+			"move the state with --save/--load to convert it)", st->name, file, kname, section);
+		break;
+	case -EMEDIUMTYPE:
+		log_err("%s: %s%s%s was encrypted with a %u-bit key; --key gives a %u-bit key", st->name, file,
+			kname, section, st->key->len == 32 ? 128u : 256u, (unsigned int)st->key->len * 8);
+		break;
+	case -EKEYREJECTED:
+		log_err("%s: %s%s%s: HMAC mismatch: wrong key or damaged", st->name, file, kname, section);
+		break;
+	case -EBADMSG:
+		log_err("%s: %s%s%s is not a valid swtpm state blob", st->name, file, kname, section);
+		break;
+	default:
+		log_errno(LOG_ERR, -err, "%s: %s%s%s", st->name, file, kname, section);
+		break;
+	}
+}
+
 int state_load(struct state_store *st, enum state_kind kind, uint8_t **payload, size_t *len)
 {
 	const char *kname = state_kind_name(kind);
@@ -127,13 +159,16 @@ int state_load(struct state_store *st, enum state_kind kind, uint8_t **payload, 
 	ret = st->ops->read(st, kind, &file, &file_len);
 	if (ret)
 		return ret;
-	ret = state_file_decode(file, file_len, &plain, &plain_len);
-	if (ret == -ENOKEY) {
-		log_err("%s: %s is encrypted; no state key is configured", st->name, kname);
+	/* As 0.7.1: the configured key decides how a file is read, not its flags (spec 4.5). */
+	if (state_key_set(st->key)) {
+		ret = state_file_decrypt(st->key, file, file_len, payload, len);
+		if (ret)
+			state_load_error(st, kname, ret);
 		goto free_file;
 	}
+	ret = state_file_decode(file, file_len, &plain, &plain_len);
 	if (ret) {
-		log_err("%s: %s is not a valid swtpm state blob", st->name, kname);
+		state_load_error(st, kname, ret);
 		goto free_file;
 	}
 	copy = malloc(plain_len ? plain_len : 1);
@@ -158,7 +193,10 @@ int state_save(struct state_store *st, enum state_kind kind, const uint8_t *payl
 
 	if (!state_kind_name(kind))
 		return -EINVAL;
-	ret = state_file_encode(payload, len, &file, &file_len);
+	if (state_key_set(st->key))
+		ret = state_file_encrypt(st->key, payload, len, &file, &file_len);
+	else
+		ret = state_file_encode(payload, len, &file, &file_len);
 	if (ret)
 		return ret;
 	/* Never write what state_load would refuse. */

@@ -36,6 +36,8 @@ struct state_store {
 	bool tpm2;
 	bool fsync;
 	bool locked;
+	bool dir;			/* the directory backend: messages name tpm2-00.<name> */
+	const struct state_key *key;	/* the caller's; NULL or len 0: plain states */
 };
 
 /* calloc'ed backends with only their ops and private fields set. */

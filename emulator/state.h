@@ -14,6 +14,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "state-crypt.h"
+
 /* The numbers are PTM_BLOB_TYPE_*. */
 enum state_kind {
 	STATE_PERMANENT = 1,
@@ -33,9 +35,24 @@ int state_file_encode(const uint8_t *payload, size_t len, uint8_t **out, size_t 
 /*
  * Checks a state file strictly (header, TLV stream to the end) and points
  * *payload into it.  -EBADMSG for a malformed file, -ENOKEY for an encrypted
- * one (no key support yet).
+ * one (this is the decoder for when no key is configured).
  */
 int state_file_decode(const uint8_t *file, size_t len, const uint8_t **payload, size_t *payload_len);
+/*
+ * With a state key (spec 4.5, 4.6): header flags ENCRYPTED (+ 256BIT_KEY),
+ * TLVs ENCRYPTED_DATA, HMAC, IV; a fresh IV every time.
+ */
+int state_file_encrypt(const struct state_key *key, const uint8_t *payload, size_t len,
+		       uint8_t **out, size_t *out_len);
+/*
+ * Decrypts into a malloc'ed *payload (free with state_crypt_free).  As
+ * 0.7.1, the configured key decides: every file is taken as encrypted.
+ * -EBADMSG: malformed; -ENOMSG: a plain file; -EMEDIUMTYPE: written with
+ * a key of the other length; -EKEYREJECTED: the HMAC does not match
+ * (wrong key, or damaged).
+ */
+int state_file_decrypt(const struct state_key *key, const uint8_t *file, size_t len,
+		       uint8_t **payload, size_t *payload_len);
 
 /* The ctrl-channel blob: header flag MIGRATION_DATA, TLV MIGRATION_DATA{TLV DATA(payload)}. */
 int state_blob_encode(const uint8_t *payload, size_t len, uint8_t **out, size_t *out_len);
@@ -44,6 +61,21 @@ int state_blob_encode(const uint8_t *payload, size_t len, uint8_t **out, size_t 
  * -ENOKEY when the blob needs a key we do not have.
  */
 int state_blob_decode(const uint8_t *blob, size_t len, uint32_t req_flags, const uint8_t **payload, size_t *payload_len);
+/*
+ * With keys (spec 5.1), each NULL or len 0 for none: the inner layer
+ * encrypted with state_key, the migration layer with migration_key; with
+ * neither, state_blob_encode.
+ */
+int state_blob_seal(const struct state_key *state_key, const struct state_key *migration_key,
+		    const uint8_t *payload, size_t len, uint8_t **out, size_t *out_len);
+/*
+ * Spec 5.2, into a malloc'ed *payload (free with state_crypt_free; NULL
+ * and 0 for an empty body).  -ENOKEY when a layer needs a key not given,
+ * -EMEDIUMTYPE when the blob's key length flag differs from the key's,
+ * -EKEYREJECTED on an HMAC mismatch, -EBADMSG for garbage.
+ */
+int state_blob_unseal(const struct state_key *state_key, const struct state_key *migration_key,
+		      const uint8_t *blob, size_t len, uint32_t req_flags, uint8_t **payload, size_t *payload_len);
 
 /*
  * swtpm's linear file (../shared/spec/state-file-backend.md section 2): a
@@ -92,6 +124,12 @@ struct state_config {
 	bool mode_set;		/* mode= given: also applied to existing files, as swtpm 0.10 */
 	bool tpm2;		/* tpm2-00.* names, else tpm-00.* (directory only) */
 	bool fsync;		/* make every store durable (default on) */
+	/*
+	 * --key: every state is encrypted with it, on both backends.  Owned by
+	 * the caller and read at each use, so it may be filled in after open
+	 * (the key is read after --runas, as swtpm does); NULL or len 0: none.
+	 */
+	const struct state_key *key;
 };
 
 /*
@@ -120,8 +158,10 @@ void state_unlock(struct state_store *st);
 bool state_locked(const struct state_store *st);
 
 /*
- * Reads a state and returns its libtpms payload (malloc'ed).
- * -ENOENT: no such state yet.  -EBADMSG: malformed (logged with the path).
+ * Reads a state and returns its libtpms payload (malloc'ed, libtpms frees
+ * what it is given).  -ENOENT: no such state
+ * yet.  -EBADMSG: malformed; with a key also state_file_decrypt()'s
+ * errors (each logged with the path).  Never writes.
  */
 int state_load(struct state_store *st, enum state_kind kind, uint8_t **payload, size_t *len);
 /*

@@ -577,16 +577,18 @@ static enum TPMLIB_StateType emu_state_type(uint32_t type)
 	}
 }
 
-uint32_t emu_get_blob(struct emu *emu, uint32_t type, uint32_t req_flags, uint8_t **blob, size_t *len)
+uint32_t emu_get_blob(struct emu *emu, uint32_t type, uint32_t req_flags, uint8_t **blob, size_t *len,
+		      uint32_t *state_flags)
 {
+	const struct state_key *inner_key = NULL;
 	uint8_t *payload = NULL;
 	size_t payload_len = 0;
 	uint32_t vol_len = 0;
 	int ret;
 
-	(void)req_flags;	/* no state key yet: blobs are always plain */
 	*blob = NULL;
 	*len = 0;
+	*state_flags = 0;
 	if (type < PTM_BLOB_TYPE_PERMANENT || type > PTM_BLOB_TYPE_SAVESTATE)
 		return PTM_RES_FAIL;
 	if (type == PTM_BLOB_TYPE_VOLATILE) {
@@ -607,14 +609,21 @@ uint32_t emu_get_blob(struct emu *emu, uint32_t type, uint32_t req_flags, uint8_
 		if (ret < 0)
 			return PTM_RES_FAIL;
 	}
-	ret = state_blob_encode(payload, payload_len, blob, len);
-	free(payload);
+	/* As swtpm: the state layer stays encrypted unless the client asks for it decrypted. */
+	if (state_key_set(emu->cfg.state_key) && !(req_flags & PTM_STATE_FLAG_DECRYPTED)) {
+		inner_key = emu->cfg.state_key;
+		*state_flags = PTM_STATE_FLAG_ENCRYPTED;
+	}
+	ret = state_blob_seal(inner_key, emu->cfg.migration_key, payload, payload_len, blob, len);
+	state_crypt_free(payload, payload_len);
+	if (ret < 0)
+		*state_flags = 0;
 	return ret < 0 ? PTM_RES_FAIL : PTM_RES_SUCCESS;
 }
 
 uint32_t emu_set_blob(struct emu *emu, uint32_t type, uint32_t req_flags, const uint8_t *blob, size_t len)
 {
-	const uint8_t *payload = NULL;
+	uint8_t *payload = NULL;
 	size_t payload_len = 0;
 	TPM_RESULT rc;
 
@@ -623,17 +632,35 @@ uint32_t emu_set_blob(struct emu *emu, uint32_t type, uint32_t req_flags, const 
 	if (!emu->cfg.defer_lock && emu_lock_storage(emu) != PTM_RES_SUCCESS)
 		return PTM_RES_IOERROR;
 	if (len > 0) {
-		int ret = state_blob_decode(blob, len, req_flags, &payload, &payload_len);
-		if (ret == -ENOKEY)
+		int ret = state_blob_unseal(emu->cfg.state_key, emu->cfg.migration_key, blob, len, req_flags,
+					    &payload, &payload_len);
+
+		switch (ret) {
+		case 0:
+			break;
+		case -ENOKEY:
+			log_err("a state blob of type %u is encrypted with a key that is not configured "
+				"(--key or --migration-key)", type);
 			return PTM_RES_KEYNOTFOUND;
-		if (ret < 0 || payload_len > UINT32_MAX) {
+		case -EMEDIUMTYPE:
+			log_err("a state blob of type %u was encrypted with a key of another length", type);
+			return TPM_BAD_KEY_PROPERTY;
+		case -EKEYREJECTED:
+			log_err("a state blob of type %u: HMAC mismatch: wrong key or damaged", type);
+			return TPM_DECRYPT_ERROR;
+		default:
 			log_debug("rejected a malformed state blob of type %u (%zu bytes)", type, len);
+			return PTM_RES_BAD_PARAMETER;
+		}
+		if (payload_len > UINT32_MAX) {
+			state_crypt_free(payload, payload_len);
 			return PTM_RES_BAD_PARAMETER;
 		}
 	}
 	rc = libtpms.TPMLIB_SetState(emu_state_type(type), payload, (uint32_t)payload_len);
 	if (rc != TPM_SUCCESS)
 		log_debug("libtpms rejected a state blob of type %u: 0x%x", type, rc);
+	state_crypt_free(payload, payload_len);
 	return rc;
 }
 

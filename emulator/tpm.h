@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct state_key;
 struct state_store;
 struct emu;
 
@@ -27,6 +28,13 @@ struct emu_config {
 	bool defer_lock;		/* --migration incoming: lock at first use */
 	bool release_lock_outgoing;	/* drop the lock once the volatile blob is fetched */
 	bool auto_shutdown;		/* TPM2_Shutdown before a disorderly stop */
+	/*
+	 * --key and --migration-key, for the state blobs (state-files.md
+	 * section 5): owned by the caller, read at each use (they are filled
+	 * in after --runas); NULL or len 0: none.
+	 */
+	const struct state_key *state_key;
+	const struct state_key *migration_key;
 };
 
 /* Cheap: touches neither libtpms nor the disk. */
@@ -84,10 +92,19 @@ char *emu_get_info(struct emu *emu, uint64_t flags);
 
 /*
  * A state blob as the control channel carries it (state-files.md section 5),
- * malloc'ed.  PTM_RES_RETRY with an empty blob when that state does not exist.
+ * malloc'ed: wrapped with the migration key if there is one, and with the
+ * state key unless req_flags asks PTM_STATE_FLAG_DECRYPTED, in which case
+ * *state_flags says PTM_STATE_FLAG_ENCRYPTED.  PTM_RES_RETRY with an empty
+ * blob when that state does not exist.
  */
-uint32_t emu_get_blob(struct emu *emu, uint32_t type, uint32_t req_flags, uint8_t **blob, size_t *len);
-/* Hands a blob to libtpms for the next emu_start(); TPM must be stopped.  len 0 clears it. */
+uint32_t emu_get_blob(struct emu *emu, uint32_t type, uint32_t req_flags, uint8_t **blob, size_t *len,
+		      uint32_t *state_flags);
+/*
+ * Hands a blob to libtpms for the next emu_start(); TPM must be stopped.
+ * len 0 clears it.  A blob needing a key we lack: PTM_RES_KEYNOTFOUND; a
+ * key of the other length: TPM_BAD_KEY_PROPERTY; an HMAC mismatch:
+ * TPM_DECRYPT_ERROR (swtpm's codes).
+ */
 uint32_t emu_set_blob(struct emu *emu, uint32_t type, uint32_t req_flags, const uint8_t *blob, size_t len);
 /* Takes the storage lock if it is not held: PTM_RES_SUCCESS, or PTM_RES_FAIL while another holds it. */
 uint32_t emu_lock_storage(struct emu *emu);
