@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
 #include <malloc.h>
 #include <pwd.h>
 #include <signal.h>
@@ -212,28 +213,54 @@ static int log_open(const struct cli_config *cfg)
 }
 
 /*
- * Writes the pid file in place, in one write(), as swtpm does: swtpm_setup
- * creates the file itself and watches its own descriptor of it, so a
- * rename over it would never be seen.
+ * An existing pid file is written in place, in one write(), as swtpm does:
+ * swtpm_setup creates the file itself and watches its own descriptor of
+ * it, so a rename over it would never be seen.  A new one appears whole,
+ * through a rename: managers poll for the file and read it at once
+ * (Proxmox, GnuTLS's tests), and must never read it empty.
  */
+static int pid_file_write(const char *path, const char *buf, size_t len)
+{
+	char tmp[PATH_MAX];
+	int fd, n, err;
+
+	fd = open(path, O_WRONLY | O_TRUNC | O_NOFOLLOW | O_CLOEXEC);
+	if (fd >= 0) {
+		err = write(fd, buf, len) == (ssize_t)len ? 0 : errno ? errno : EIO;
+		close(fd);
+		return -err;
+	}
+	if (errno != ENOENT)
+		return -errno;
+	n = snprintf(tmp, sizeof(tmp), "%s.%d~", path, (int)getpid());
+	if (n < 0 || (size_t)n >= sizeof(tmp))
+		return -ENAMETOOLONG;
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -errno;
+	err = write(fd, buf, len) == (ssize_t)len ? 0 : errno ? errno : EIO;
+	close(fd);
+	if (!err && rename(tmp, path) < 0)
+		err = errno;
+	if (err)
+		unlink(tmp);
+	return -err;
+}
+
 static int pid_write(struct daemon *d, pid_t pid)
 {
 	char buf[32];
 	int len = snprintf(buf, sizeof(buf), "%d\n", (int)pid);
-	int fd = d->cfg.pid_fd, ret = 0;
+	int ret = 0;
 
-	if (fd < 0 && !d->cfg.pid_file)
-		return 0;
-	if (fd < 0)
-		fd = open(d->cfg.pid_file, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
-	if (fd < 0 || write(fd, buf, (size_t)len) != len) {
-		log_errno(LOG_ERR, errno, "--pid %s", d->cfg.pid_file ? d->cfg.pid_file : "fd");
-		ret = -1;
-	}
-	if (fd >= 0 && fd != d->cfg.pid_fd)
-		close(fd);
+	if (d->cfg.pid_fd >= 0)
+		ret = write(d->cfg.pid_fd, buf, (size_t)len) == len ? 0 : errno ? -errno : -EIO;
+	else if (d->cfg.pid_file)
+		ret = pid_file_write(d->cfg.pid_file, buf, (size_t)len);
+	if (ret < 0)
+		log_errno(LOG_ERR, -ret, "--pid %s", d->cfg.pid_file ? d->cfg.pid_file : "fd");
 	d->pid_file_written = ret == 0 && d->cfg.pid_file;
-	return ret;
+	return ret < 0 ? -1 : 0;
 }
 
 static int drop_privileges(const char *user)

@@ -1377,6 +1377,11 @@ TEST(dir_store_failure_keeps_old)
 	CHECK(!exists(target));
 	CHECK(file_equals(path, file_abc, sizeof(file_abc)));
 	CHECK_EQ(unlink(tmp), 0);
+	/* a FIFO planted there fails the store at once instead of blocking it for good */
+	CHECK_EQ(mkfifo(tmp, 0600), 0);
+	CHECK_EQ(state_save(dir, STATE_PERMANENT, (const uint8_t *)"defgh", 5), -ENXIO);
+	CHECK(file_equals(path, file_abc, sizeof(file_abc)));
+	CHECK_EQ(unlink(tmp), 0);
 	/* the write fails (file size limit): old file intact, temp file gone */
 	{
 		pid_t pid = fork();
