@@ -1093,6 +1093,8 @@ int cli_parse(int argc, char **argv, struct cli_config *cfg)
 		return -1;
 	if (cfg->action == CLI_RUN && cli_absolute_paths(cfg) < 0)
 		return -1;
+	if (cfg->action == CLI_PRINT_STATES && cli_absolute(cfg, "--tpmstate", &cfg->state_path, 0) < 0)
+		return -1;
 	if (cfg->startup == EMU_STARTUP_DEACTIVATED && cfg->tpm2)
 		return cli_error("--flags", "%s", "startup-deactivated is for TPM 1.2 only");
 	/* --server type=tcp,fd=N is a connected stream, as swtpm_setup passes it: its end ends us. */

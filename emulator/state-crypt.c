@@ -6,7 +6,6 @@
  */
 #include "state-crypt.h"
 
-#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -22,6 +21,7 @@
 #include <openssl/params.h>
 #include <openssl/rand.h>
 
+#include "dlib.h"
 #include "log.h"
 
 #define CRYPT_STR2(x)	#x
@@ -56,22 +56,11 @@ static pthread_once_t crypt_once = PTHREAD_ONCE_INIT;
 
 static void crypt_load_once(void)
 {
-	void *h = dlopen(CRYPT_LIBNAME, RTLD_NOW | RTLD_LOCAL);
+#define CRYPT_SYM(name) { #name, (void **)&ossl.name },
+	static const struct dlib_sym syms[] = { CRYPT_SYMBOLS(CRYPT_SYM) };
+#undef CRYPT_SYM
 
-	if (!h) {
-		log_err("cannot load %s: %s", CRYPT_LIBNAME, dlerror());
-		return;
-	}
-#define CRYPT_RESOLVE(name)						\
-	ossl.name = (__typeof__(name) *)dlsym(h, #name);		\
-	if (!ossl.name) {						\
-		log_err("%s lacks %s", CRYPT_LIBNAME, #name);		\
-		dlclose(h);						\
-		return;							\
-	}
-	CRYPT_SYMBOLS(CRYPT_RESOLVE)
-#undef CRYPT_RESOLVE
-	ossl.loaded = true;
+	ossl.loaded = dlib_load(CRYPT_LIBNAME, syms, sizeof(syms) / sizeof(syms[0])) != NULL;
 }
 
 /* Once per process, from whichever thread comes first. */

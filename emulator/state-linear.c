@@ -351,7 +351,8 @@ static int linear_sync(struct state_linear *lf)
 
 /*
  * The one way the volume changes: kind's section replaced by file (or
- * dropped when file is NULL), every section rewritten as one new run.
+ * dropped when file is NULL; absent is fine), every section rewritten as
+ * one new run.
  */
 static int linear_commit(struct state_linear *lf, enum state_kind kind, const uint8_t *file, size_t file_len)
 {
@@ -360,12 +361,13 @@ static int linear_commit(struct state_linear *lf, enum state_kind kind, const ui
 	uint64_t vol_len, run_len = 0, start, old_start = UINT64_MAX, old_end = STATE_LINEAR_HDR_SIZE;
 	int ret;
 
-	ret = linear_open(lf, true);
+	/* A removal never creates the volume. */
+	ret = linear_open(lf, file != NULL);
 	if (ret)
-		return ret;
+		return ret == -ENOENT ? 0 : ret;
 	ret = linear_current(lf, &old, &vol_len);
-	if (ret)
-		return ret;
+	if (ret || (!file && !old.slot[kind - 1].offset))
+		return ret;	/* also: nothing to remove */
 	for (unsigned int i = 0; i < STATE_LINEAR_SLOTS; i++) {
 		const struct state_linear_slot *s = &old.slot[i];
 		size_t len = i == kind - 1u ? (file ? file_len : 0) : s->data_len;
@@ -438,19 +440,7 @@ static int linear_write(struct state_store *st, enum state_kind kind, const uint
 
 static int linear_remove(struct state_store *st, enum state_kind kind)
 {
-	struct state_linear *lf = state_linear_of(st);
-	struct state_linear_layout layout;
-	uint64_t vol_len;
-	int ret;
-
-	ret = linear_open(lf, false);
-	if (ret == -ENOENT)
-		return 0;
-	if (ret == 0)
-		ret = linear_current(lf, &layout, &vol_len);
-	if (ret || !layout.slot[kind - 1].offset)
-		return ret;
-	return linear_commit(lf, kind, NULL, 0);
+	return linear_commit(state_linear_of(st), kind, NULL, 0);
 }
 
 /* As swtpm's --print-states: each state's blob size.  No lock (swtpm takes none here). */

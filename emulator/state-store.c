@@ -14,26 +14,12 @@
 
 #include "log.h"
 
-static char *state_abs_path(const char *path)
-{
-	char cwd[4096];
-	char *abs;
-
-	if (path[0] == '/')
-		return strdup(path);
-	if (!getcwd(cwd, sizeof(cwd)))
-		return NULL;
-	if (asprintf(&abs, "%s/%s", cwd, path) < 0)
-		return NULL;
-	return abs;
-}
-
 int state_store_open(struct state_store **out, const struct state_config *cfg)
 {
 	struct state_store *st;
 	int ret = -ENOMEM;
 
-	if (!cfg->path || !cfg->path[0] || (cfg->mode & ~(mode_t)07777))
+	if (!cfg->path || cfg->path[0] != '/' || (cfg->mode & ~(mode_t)07777))
 		return -EINVAL;
 	switch (cfg->backend) {
 	case STATE_BACKEND_DIR:
@@ -47,11 +33,9 @@ int state_store_open(struct state_store **out, const struct state_config *cfg)
 	}
 	if (!st)
 		return -ENOMEM;
-	st->path = state_abs_path(cfg->path);
-	if (!st->path) {
-		ret = errno == ERANGE ? -ENAMETOOLONG : -ENOMEM;
+	st->path = strdup(cfg->path);
+	if (!st->path)
 		goto fail;
-	}
 	if (asprintf(&st->name, "state %s %s", cfg->backend == STATE_BACKEND_DIR ? "directory" : "file",
 		     st->path) < 0) {
 		st->name = NULL;

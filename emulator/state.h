@@ -119,7 +119,7 @@ enum state_backend {
 
 struct state_config {
 	enum state_backend backend;
-	const char *path;	/* the directory (it must exist), or the file or device */
+	const char *path;	/* absolute: the directory (it must exist), or the file or device */
 	mode_t mode;		/* of new state files */
 	bool mode_set;		/* mode= given: also applied to existing files, as swtpm 0.10 */
 	bool tpm2;		/* tpm2-00.* names, else tpm-00.* (directory only) */
@@ -133,8 +133,9 @@ struct state_config {
 };
 
 /*
- * Copies cfg, a relative path made absolute against the current directory
- * (a daemon moves to /); touches nothing on disk, so start-up stays cheap.
+ * Copies cfg; touches nothing on disk, so start-up stays cheap.  The path
+ * must be absolute (the command line resolves it at start, before a
+ * daemon moves to /): -EINVAL otherwise.
  */
 int state_store_open(struct state_store **out, const struct state_config *cfg);
 void state_store_close(struct state_store *st);	/* releases the lock; NULL is fine */

@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 #include "tpm.h"
 
-#include <dlfcn.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +11,7 @@
 #include <libtpms/tpm_tis.h>
 #include <ptm.h>
 
+#include "dlib.h"
 #include "log.h"
 #include "bytes.h"
 #include "state.h"
@@ -72,26 +72,13 @@ static struct {
 
 static int libtpms_load(void)
 {
-	void *h;
+#define LIBTPMS_SYM(name) { #name, (void **)&libtpms.name },
+	static const struct dlib_sym syms[] = { LIBTPMS_SYMBOLS(LIBTPMS_SYM) };
+#undef LIBTPMS_SYM
 
-	if (libtpms.handle)
-		return 0;
-	h = dlopen("libtpms.so.0", RTLD_NOW | RTLD_LOCAL);
-	if (!h) {
-		log_err("cannot load libtpms: %s", dlerror());
-		return -ENOENT;
-	}
-#define LIBTPMS_RESOLVE(name)						\
-	libtpms.name = (__typeof__(name) *)dlsym(h, #name);		\
-	if (!libtpms.name) {						\
-		log_err("libtpms lacks %s", #name);			\
-		dlclose(h);						\
-		return -ENOENT;						\
-	}
-	LIBTPMS_SYMBOLS(LIBTPMS_RESOLVE)
-#undef LIBTPMS_RESOLVE
-	libtpms.handle = h;
-	return 0;
+	if (!libtpms.handle)
+		libtpms.handle = dlib_load("libtpms.so.0", syms, sizeof(syms) / sizeof(syms[0]));
+	return libtpms.handle ? 0 : -ENOENT;
 }
 
 /* ---- libtpms callbacks ---- */
