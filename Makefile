@@ -144,10 +144,10 @@ FUZZ_SRC := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 FUZZ_DEPS_fuzz_ctrl_msg := bridge/ctrl-msg.c
 FUZZ_DEPS_fuzz_ptm_ioctl := bridge/ptm-ioctl.c
-FUZZ_CRYPT_SRC := emulator/state-format.c emulator/state-crypt.c emulator/dlib.c bridge/log.c -ldl -lpthread
+FUZZ_CRYPT_SRC := emulator/state-format.c emulator/sha256.c emulator/state-crypt.c emulator/dlib.c bridge/log.c -ldl -lpthread
 FUZZ_DEPS_fuzz_state := $(FUZZ_CRYPT_SRC)
 FUZZ_DEPS_fuzz_crypt := $(FUZZ_CRYPT_SRC)
-FUZZ_STATE_SRC := emulator/state-store.c emulator/state-dir.c emulator/state-linear.c emulator/state-format.c \
+FUZZ_STATE_SRC := emulator/state-store.c emulator/state-dir.c emulator/state-linear.c emulator/state-format.c emulator/sha256.c \
 	emulator/state-crypt.c emulator/dlib.c
 FUZZ_DEPS_fuzz_linear := $(FUZZ_STATE_SRC) bridge/log.c -ldl -lpthread
 FUZZ_DEPS_fuzz_uevent := bridge/uevent.c bridge/loop.c bridge/log.c $(NL_CFLAGS) $(NL_LIBS)

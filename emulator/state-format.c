@@ -19,6 +19,7 @@
 #include <ptm.h>
 
 #include "bytes.h"
+#include "sha256.h"
 #include "state-crypt.h"
 
 #define STATE_HDR_LEN		10u
@@ -42,6 +43,14 @@
 #define STATE_TAG_ENCRYPTED_MIGRATION	5u
 #define STATE_TAG_IV			6u
 #define STATE_TAG_IV_MIGRATION		7u
+/*
+ * Ours: SHA-256 of every byte before it, as the last element of a file or
+ * blob.  swtpm skips tags it does not know, so it still reads what we
+ * write; the value is far above swtpm's tags so a new one of theirs is
+ * unlikely to collide.
+ */
+#define STATE_TAG_DIGEST		0x7642u
+#define STATE_DIGEST_TLV_LEN		(STATE_TLV_HDR_LEN + SHA256_LEN)
 
 /* libtpms's names for the blob types. */
 static const struct {
@@ -162,6 +171,64 @@ static uint8_t *state_tlv_put(uint8_t *p, uint16_t tag, uint32_t len)
 	return p + STATE_TLV_HDR_LEN;
 }
 
+/* ---- the integrity tag ---- */
+
+/* buf holds total bytes ending in room for the digest TLV: fills it in. */
+static void state_digest_put(uint8_t *buf, size_t total)
+{
+	uint8_t *tlv = buf + total - STATE_DIGEST_TLV_LEN;
+
+	sha256(buf, (size_t)(tlv - buf), state_tlv_put(tlv, STATE_TAG_DIGEST, SHA256_LEN));
+}
+
+/*
+ * For a buffer whose header passed state_hdr_check: 0 with *tagged when the
+ * digest is there and matches, 0 without it when there is none (swtpm wrote
+ * it), -EBADMSG with *problem and *at when the stream is malformed or the
+ * digest is misplaced or wrong.
+ */
+static int state_digest_verify(const uint8_t *buf, size_t len, bool *tagged, const char **problem, size_t *at)
+{
+	const uint8_t *val;
+	size_t vlen, tlv_off;
+	uint8_t digest[SHA256_LEN];
+	int ret;
+
+	*tagged = false;
+	ret = state_tlv_find(buf + STATE_HDR_LEN, len - STATE_HDR_LEN, STATE_TAG_DIGEST, &val, &vlen);
+	if (ret == -ENOENT)
+		return 0;
+	if (ret) {
+		*problem = "the TLV stream runs past the end (truncated or damaged)";
+		*at = STATE_HDR_LEN;
+		return ret;
+	}
+	tlv_off = (size_t)(val - buf) - STATE_TLV_HDR_LEN;
+	*at = tlv_off;
+	if (vlen != SHA256_LEN || tlv_off + STATE_DIGEST_TLV_LEN != len) {
+		*problem = "the integrity tag is misplaced or has the wrong length";
+		return -EBADMSG;
+	}
+	sha256(buf, tlv_off, digest);
+	if (memcmp(digest, val, SHA256_LEN) != 0) {
+		*problem = "SHA-256 mismatch: the contents changed after they were written (damaged)";
+		*at = 0;
+		return -EBADMSG;
+	}
+	*tagged = true;
+	return 0;
+}
+
+/* The decoders' check: the digest must match where there is one. */
+static int state_digest_ok(const uint8_t *buf, size_t len)
+{
+	const char *problem;
+	size_t at;
+	bool tagged;
+
+	return state_digest_verify(buf, len, &tagged, &problem, &at);
+}
+
 /* ---- files ---- */
 
 int state_file_encode(const uint8_t *payload, size_t len, uint8_t **out, size_t *out_len)
@@ -170,11 +237,11 @@ int state_file_encode(const uint8_t *payload, size_t len, uint8_t **out, size_t 
 	uint8_t *buf, *p;
 
 	/* totlen is 32 bits. */
-	if (len > UINT32_MAX - STATE_HDR_LEN - STATE_TLV_HDR_LEN)
+	if (len > UINT32_MAX - STATE_HDR_LEN - STATE_TLV_HDR_LEN - STATE_DIGEST_TLV_LEN)
 		return -EFBIG;
 	if (!payload && len)
 		return -EINVAL;
-	total = STATE_HDR_LEN + STATE_TLV_HDR_LEN + len;
+	total = STATE_HDR_LEN + STATE_TLV_HDR_LEN + len + STATE_DIGEST_TLV_LEN;
 	buf = malloc(total);
 	if (!buf)
 		return -ENOMEM;
@@ -182,6 +249,7 @@ int state_file_encode(const uint8_t *payload, size_t len, uint8_t **out, size_t 
 	p = state_tlv_put(buf + STATE_HDR_LEN, STATE_TAG_DATA, (uint32_t)len);
 	if (len)
 		memcpy(p, payload, len);
+	state_digest_put(buf, total);
 	*out = buf;
 	*out_len = total;
 	return 0;
@@ -195,6 +263,8 @@ int state_file_decode(const uint8_t *file, size_t len, const uint8_t **payload, 
 	int ret;
 
 	ret = state_hdr_check(file, len, &flags);
+	if (ret == 0)
+		ret = state_digest_ok(file, len);
 	if (ret)
 		return ret;
 	body = file + STATE_HDR_LEN;
@@ -216,6 +286,89 @@ int state_file_decode(const uint8_t *file, size_t len, const uint8_t **payload, 
 	return 0;
 }
 
+/*
+ * The frame of a TPM 2.0 libtpms blob (spec 6.2, 6.3): the magic after the
+ * version, and again at the end (permall) or before the SHA-1 (volatile).
+ * Anything else (TPM 1.2, or a libtpms we do not know) is left to libtpms.
+ */
+#define LIBTPMS_PERMALL_MAGIC	0xAB364723u
+#define LIBTPMS_VOLATILE_MAGIC	0x45637889u
+#define LIBTPMS_SHA1_LEN	20u
+
+static const char *state_payload_problem(enum state_kind kind, const uint8_t *p, size_t len)
+{
+	uint32_t magic = kind == STATE_PERMANENT ? LIBTPMS_PERMALL_MAGIC : LIBTPMS_VOLATILE_MAGIC;
+	size_t tail = kind == STATE_PERMANENT ? 4 : 4 + LIBTPMS_SHA1_LEN;
+
+	if (kind == STATE_SAVESTATE || len < 6 || get_be32(p + 2) != magic)
+		return NULL;
+	if (len < 6 + tail || get_be32(p + len - tail) != magic)
+		return "the TPM 2.0 state inside ends without its closing magic (truncated or damaged)";
+	return NULL;
+}
+
+int state_file_check(const uint8_t *file, size_t len, enum state_kind kind, struct state_file_report *rep)
+{
+	const uint8_t *body, *data;
+	size_t body_len, data_len;
+	int ret;
+
+	memset(rep, 0, sizeof(*rep));
+	rep->at = SIZE_MAX;
+	if (len < STATE_HDR_LEN) {
+		rep->problem = len ? "shorter than the 10-byte header (truncated)" : "empty (truncated)";
+		return -EBADMSG;
+	}
+	rep->flags = get_be16(file + 4);
+	if (file[0] != STATE_HDR_VERSION || file[1] > STATE_HDR_MAX_MIN_VERSION ||
+	    get_be16(file + 2) != STATE_HDR_LEN) {
+		rep->problem = "not a swtpm state file (unknown header version or size)";
+		rep->at = 0;
+		return -EBADMSG;
+	}
+	if (get_be32(file + 6) != len) {
+		rep->problem = len < get_be32(file + 6) ? "shorter than its header says (truncated)"
+							: "longer than its header says (damaged)";
+		rep->at = 6;
+		return -EBADMSG;
+	}
+	ret = state_digest_verify(file, len, &rep->tagged, &rep->problem, &rep->at);
+	if (ret)
+		return ret;
+	body = file + STATE_HDR_LEN;
+	body_len = len - STATE_HDR_LEN;
+	if (state_tlv_find(body, body_len, STATE_TAG_ENCRYPTED_DATA, &data, &data_len) == 0) {
+		/* The HMAC is checked when the key is at hand; here only its presence. */
+		rep->encrypted = true;
+		rep->payload_len = data_len;
+		if (!state_tlv_has(body, body_len, STATE_TAG_HMAC)) {
+			rep->problem = "encrypted, but the HMAC is missing";
+			return -EBADMSG;
+		}
+		return 0;
+	}
+	if (state_tlv_find(body, body_len, STATE_TAG_DATA, &data, &data_len)) {
+		rep->problem = "holds no state (no DATA element)";
+		rep->at = STATE_HDR_LEN;
+		return -EBADMSG;
+	}
+	rep->payload_len = data_len;
+	/* Flagged encrypted around plain data: the decoder decides, as 0.7.1's key does (spec 4.5). */
+	rep->encrypted = rep->flags & STATE_FLAG_ENCRYPTED;
+	if (rep->encrypted)
+		return 0;
+	if (data_len >= 6) {
+		rep->libtpms_version = get_be16(data);
+		rep->libtpms_magic = get_be32(data + 2);
+	}
+	rep->problem = state_payload_problem(kind, data, data_len);
+	if (rep->problem) {
+		rep->at = (size_t)(data - file);
+		return -EBADMSG;
+	}
+	return 0;
+}
+
 /* ---- control-channel blobs ---- */
 
 int state_blob_encode(const uint8_t *payload, size_t len, uint8_t **out, size_t *out_len)
@@ -223,11 +376,11 @@ int state_blob_encode(const uint8_t *payload, size_t len, uint8_t **out, size_t 
 	size_t total;
 	uint8_t *buf, *p;
 
-	if (len > UINT32_MAX - STATE_HDR_LEN - 2 * STATE_TLV_HDR_LEN)
+	if (len > UINT32_MAX - STATE_HDR_LEN - 2 * STATE_TLV_HDR_LEN - STATE_DIGEST_TLV_LEN)
 		return -EFBIG;
 	if (!payload && len)
 		return -EINVAL;
-	total = STATE_HDR_LEN + 2 * STATE_TLV_HDR_LEN + len;
+	total = STATE_HDR_LEN + 2 * STATE_TLV_HDR_LEN + len + STATE_DIGEST_TLV_LEN;
 	buf = malloc(total);
 	if (!buf)
 		return -ENOMEM;
@@ -237,6 +390,7 @@ int state_blob_encode(const uint8_t *payload, size_t len, uint8_t **out, size_t 
 	p = state_tlv_put(p, STATE_TAG_DATA, (uint32_t)len);
 	if (len)
 		memcpy(p, payload, len);
+	state_digest_put(buf, total);
 	*out = buf;
 	*out_len = total;
 	return 0;
@@ -255,6 +409,8 @@ int state_blob_decode(const uint8_t *blob, size_t len, uint32_t req_flags, const
 	int ret;
 
 	ret = state_hdr_check(blob, len, &flags);
+	if (ret == 0)
+		ret = state_digest_ok(blob, len);
 	if (ret)
 		return ret;
 	body = blob + STATE_HDR_LEN;
@@ -311,7 +467,8 @@ static size_t state_layer_len(const struct state_key *key, size_t len)
 {
 	size_t ct_len;
 
-	if (len > UINT32_MAX - STATE_HDR_LEN - 4 * STATE_TLV_HDR_LEN - 3 * STATE_KEY_MAX - STATE_MAC_LEN)
+	if (len > UINT32_MAX - STATE_HDR_LEN - 4 * STATE_TLV_HDR_LEN - 3 * STATE_KEY_MAX - STATE_MAC_LEN -
+		  STATE_DIGEST_TLV_LEN)
 		return SIZE_MAX;
 	if (!state_key_set(key))
 		return STATE_TLV_HDR_LEN + len;
@@ -370,7 +527,7 @@ static int state_key_len_check(const struct state_key *key, uint16_t flags, uint
 int state_file_encrypt(const struct state_key *key, const uint8_t *payload, size_t len,
 		       uint8_t **out, size_t *out_len)
 {
-	size_t layer = state_layer_len(key, len);
+	size_t layer = state_layer_len(key, len), total;
 	uint8_t *buf;
 	int ret;
 
@@ -378,18 +535,20 @@ int state_file_encrypt(const struct state_key *key, const uint8_t *payload, size
 		return -EINVAL;
 	if (layer == SIZE_MAX)
 		return -EFBIG;
-	buf = malloc(STATE_HDR_LEN + layer);
+	total = STATE_HDR_LEN + layer + STATE_DIGEST_TLV_LEN;
+	buf = malloc(total);
 	if (!buf)
 		return -ENOMEM;
 	state_hdr_put(buf, (uint16_t)(STATE_FLAG_ENCRYPTED | (key->len == 32 ? STATE_FLAG_ENCRYPTED_256 : 0)),
-		      (uint32_t)(STATE_HDR_LEN + layer));
+		      (uint32_t)total);
 	ret = state_layer_put(key, &state_layer_state, payload, len, buf + STATE_HDR_LEN);
 	if (ret) {
 		free(buf);
 		return ret;
 	}
+	state_digest_put(buf, total);
 	*out = buf;
-	*out_len = STATE_HDR_LEN + layer;
+	*out_len = total;
 	return 0;
 }
 
@@ -404,6 +563,8 @@ int state_file_decrypt(const struct state_key *key, const uint8_t *file, size_t 
 	if (!state_key_set(key))
 		return -EINVAL;
 	ret = state_hdr_check(file, len, &flags);
+	if (ret == 0)
+		ret = state_digest_ok(file, len);
 	if (ret)
 		return ret;
 	body = file + STATE_HDR_LEN;
@@ -421,7 +582,7 @@ int state_file_decrypt(const struct state_key *key, const uint8_t *file, size_t 
 int state_blob_seal(const struct state_key *state_key, const struct state_key *migration_key,
 		    const uint8_t *payload, size_t len, uint8_t **out, size_t *out_len)
 {
-	size_t inner_len, outer_len;
+	size_t inner_len, outer_len, total;
 	uint16_t flags = STATE_FLAG_MIGRATION_DATA;
 	uint8_t *buf, *inner;
 	int ret;
@@ -438,25 +599,27 @@ int state_blob_seal(const struct state_key *state_key, const struct state_key *m
 		flags |= STATE_FLAG_ENCRYPTED | (state_key->len == 32 ? STATE_FLAG_ENCRYPTED_256 : 0);
 	if (state_key_set(migration_key))
 		flags |= STATE_FLAG_MIGRATION_ENCRYPTED | (migration_key->len == 32 ? STATE_FLAG_MIGRATION_256 : 0);
-	buf = malloc(STATE_HDR_LEN + outer_len);
+	total = STATE_HDR_LEN + outer_len + STATE_DIGEST_TLV_LEN;
+	buf = malloc(total);
 	inner = malloc(inner_len);
 	if (!buf || !inner) {
 		free(buf);
 		free(inner);
 		return -ENOMEM;
 	}
-	state_hdr_put(buf, flags, (uint32_t)(STATE_HDR_LEN + outer_len));
+	state_hdr_put(buf, flags, (uint32_t)total);
 	ret = state_layer_put(state_key, &state_layer_state, payload, len, inner);
 	if (ret == 0)
 		ret = state_layer_put(migration_key, &state_layer_migration, inner, inner_len, buf + STATE_HDR_LEN);
 	/* The inner stream may be plain state. */
 	state_crypt_free(inner, inner_len);
 	if (ret) {
-		state_crypt_free(buf, STATE_HDR_LEN + outer_len);
+		state_crypt_free(buf, total);
 		return ret;
 	}
+	state_digest_put(buf, total);
 	*out = buf;
-	*out_len = STATE_HDR_LEN + outer_len;
+	*out_len = total;
 	return 0;
 }
 
@@ -516,6 +679,9 @@ int state_blob_unseal(const struct state_key *state_key, const struct state_key 
 		*payload_len = inner_len;
 		return 0;
 	}
+	ret = state_digest_ok(blob, len);
+	if (ret)
+		return ret;
 	if (!(flags & STATE_FLAG_MIGRATION_DATA))
 		return -EBADMSG;
 	if (flags & STATE_FLAG_MIGRATION_ENCRYPTED) {

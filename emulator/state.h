@@ -54,6 +54,30 @@ int state_file_encrypt(const struct state_key *key, const uint8_t *payload, size
 int state_file_decrypt(const struct state_key *key, const uint8_t *file, size_t len,
 		       uint8_t **payload, size_t *payload_len);
 
+/*
+ * Every file and blob we write ends with an integrity TLV (tag
+ * STATE_TAG_DIGEST, 32 bytes): SHA-256 over every byte before it.  swtpm
+ * skips unknown tags, so it still reads our files; a file swtpm wrote has
+ * no tag and is checked for structure only.
+ */
+struct state_file_report {
+	bool tagged;		/* the digest tag is present and matched */
+	bool encrypted;		/* header flag ENCRYPTED or ciphertext inside */
+	uint16_t flags;		/* the header's */
+	size_t payload_len;	/* plain: the libtpms blob; encrypted: the ciphertext */
+	uint16_t libtpms_version;	/* plain: the libtpms blob's header, when it has one */
+	uint32_t libtpms_magic;
+	const char *problem;	/* on -EBADMSG: what is wrong, for the log */
+	size_t at;		/* on -EBADMSG: the byte offset it concerns, or SIZE_MAX */
+};
+/*
+ * Integrity and structure of a state file, without a key or libtpms: the
+ * header, the TLV stream, the digest tag when present, and for a plain
+ * file the libtpms blob's frame (spec 6.5).  0, or -EBADMSG with
+ * rep->problem set.  Pure and bounded, like the codecs.
+ */
+int state_file_check(const uint8_t *file, size_t len, enum state_kind kind, struct state_file_report *rep);
+
 /* The ctrl-channel blob: header flag MIGRATION_DATA, TLV MIGRATION_DATA{TLV DATA(payload)}. */
 int state_blob_encode(const uint8_t *payload, size_t len, uint8_t **out, size_t *out_len);
 /*

@@ -263,8 +263,8 @@ TEST(file_round_trip)
 			uint8_t *file, *out;
 
 			CHECK_EQ(state_file_encrypt(&k, payload, sizes[i], &file, &len), 0);
-			/* spec 3.4: 10 + (6 + C) + (6 + 32) + (6 + K), C padded to the key length */
-			CHECK_EQ(len, 10 + 6 + c + 38 + 6 + kl);
+			/* spec 3.4: 10 + (6 + C) + (6 + 32) + (6 + K), C padded to the key length; then our tag */
+			CHECK_EQ(len, 10 + 6 + c + 38 + 6 + kl + 38);
 			CHECK_EQ(file[5], kl == 32 ? 0x09 : 0x01);
 			CHECK_EQ(state_file_decrypt(&k, file, len, &out, &n), 0);
 			CHECK_EQ(n, sizes[i]);

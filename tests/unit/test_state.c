@@ -38,6 +38,29 @@ static const uint8_t blob_abc[] = {
 	0x00, 0x01, 0x00, 0x00, 0x00, 0x03, 'a', 'b', 'c',
 };
 
+/*
+ * What we write: the same, then our integrity TLV (tag 0x7642, 32 bytes:
+ * SHA-256 of every byte before it; totlen grows by 38).  The digests were
+ * computed with Python's hashlib.
+ */
+#define DIGEST_TLV 38
+static const uint8_t ours_abc[] = {
+	0x02, 0x01, 0x00, 0x0a, 0x00, 0x00, 0x00, 0x00, 0x00, 0x39,
+	0x00, 0x01, 0x00, 0x00, 0x00, 0x03, 'a', 'b', 'c',
+	0x76, 0x42, 0x00, 0x00, 0x00, 0x20,
+	0x83, 0xaf, 0xd5, 0xdd, 0xd1, 0x29, 0x6d, 0x03, 0x93, 0x8c, 0xe2, 0xe1, 0x98, 0x7e, 0x99, 0x55,
+	0x07, 0xa5, 0xc0, 0x67, 0x7e, 0x50, 0x41, 0x2d, 0x77, 0x62, 0xb1, 0x2b, 0x12, 0xe8, 0x97, 0x2c,
+};
+
+static const uint8_t ours_blob_abc[] = {
+	0x02, 0x01, 0x00, 0x0a, 0x00, 0x04, 0x00, 0x00, 0x00, 0x3f,
+	0x00, 0x04, 0x00, 0x00, 0x00, 0x09,
+	0x00, 0x01, 0x00, 0x00, 0x00, 0x03, 'a', 'b', 'c',
+	0x76, 0x42, 0x00, 0x00, 0x00, 0x20,
+	0xf7, 0xe3, 0xf4, 0x14, 0x25, 0x22, 0x87, 0x71, 0x36, 0xf4, 0x7f, 0x26, 0xa1, 0xa3, 0x2d, 0x5a,
+	0xf7, 0xc1, 0x1e, 0xb9, 0xd9, 0x36, 0x1f, 0x2b, 0x4c, 0xf1, 0x3a, 0x7d, 0x0c, 0xd6, 0xfa, 0x62,
+};
+
 /* ---- helpers ---- */
 
 static void put_be16(uint8_t *p, uint16_t v)
@@ -293,9 +316,75 @@ TEST(file_exact_bytes)
 	size_t len;
 
 	CHECK_EQ(state_file_encode((const uint8_t *)"abc", 3, &out, &len), 0);
-	CHECK_EQ(len, sizeof(file_abc));
-	CHECK(memcmp(out, file_abc, len) == 0);
+	CHECK_EQ(len, sizeof(ours_abc));
+	CHECK(memcmp(out, ours_abc, len) == 0);
 	free(out);
+	CHECK_EQ(file_decode_abc(ours_abc, sizeof(ours_abc)), 0);
+}
+
+/* Every single-bit flip of a tagged file is refused, or leaves the payload as it was. */
+TEST(file_digest_every_flip)
+{
+	static const struct {
+		const uint8_t *buf;
+		size_t len;
+	} files[] = { { ours_abc, sizeof(ours_abc) }, { ours_blob_abc, sizeof(ours_blob_abc) } };
+
+	for (size_t f = 0; f < 2; f++) {
+		for (size_t bit = 0; bit < files[f].len * 8; bit++) {
+			uint8_t buf[sizeof(ours_abc) + sizeof(ours_blob_abc)];
+			const uint8_t *p;
+			size_t n;
+			int ret;
+
+			memcpy(buf, files[f].buf, files[f].len);
+			buf[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+			ret = f == 0 ? state_file_decode(buf, files[f].len, &p, &n)
+				     : state_blob_decode(buf, files[f].len, 0, &p, &n);
+			if (ret == 0)
+				CHECK(n == 3 && memcmp(p, "abc", 3) == 0);
+		}
+	}
+}
+
+/* state_file_check: tagged, untagged (swtpm's), and each problem named. */
+TEST(file_check_reports)
+{
+	struct state_file_report rep;
+	uint8_t buf[sizeof(ours_abc)];
+
+	CHECK_EQ(state_file_check(ours_abc, sizeof(ours_abc), STATE_PERMANENT, &rep), 0);
+	CHECK(rep.tagged && !rep.encrypted && rep.payload_len == 3);
+	CHECK_EQ(state_file_check(file_abc, sizeof(file_abc), STATE_PERMANENT, &rep), 0);
+	CHECK(!rep.tagged && rep.payload_len == 3);
+	CHECK_EQ(state_file_check(ours_abc, 0, STATE_PERMANENT, &rep), -EBADMSG);
+	CHECK(rep.problem && strstr(rep.problem, "empty"));
+	CHECK_EQ(state_file_check(ours_abc, sizeof(ours_abc) - 1, STATE_PERMANENT, &rep), -EBADMSG);
+	CHECK(rep.problem && strstr(rep.problem, "truncated"));
+	memcpy(buf, ours_abc, sizeof(buf));
+	buf[17] ^= 0x01;
+	CHECK_EQ(state_file_check(buf, sizeof(buf), STATE_PERMANENT, &rep), -EBADMSG);
+	CHECK(rep.problem && strstr(rep.problem, "SHA-256 mismatch"));
+	memcpy(buf, ours_abc, sizeof(buf));
+	buf[0] = 3;
+	CHECK_EQ(state_file_check(buf, sizeof(buf), STATE_PERMANENT, &rep), -EBADMSG);
+	CHECK(rep.problem && strstr(rep.problem, "not a swtpm state file"));
+	/* A TPM 2.0 permall frame whose closing magic is gone. */
+	{
+		static const uint8_t frame[] = { 0x00, 0x03, 0xab, 0x36, 0x47, 0x23, 0x00, 0x03, 1, 2, 0xab, 0x36, 0x47, 0x23 };
+		uint8_t *enc;
+		size_t len;
+
+		CHECK_EQ(state_file_encode(frame, sizeof(frame), &enc, &len), 0);
+		CHECK_EQ(state_file_check(enc, len, STATE_PERMANENT, &rep), 0);
+		free(enc);
+		CHECK_EQ(state_file_encode(frame, sizeof(frame) - 1, &enc, &len), 0);
+		CHECK_EQ(state_file_check(enc, len, STATE_PERMANENT, &rep), -EBADMSG);
+		CHECK(rep.problem && strstr(rep.problem, "closing magic"));
+		/* the same bytes as a savestate are not a TPM 2.0 frame: left to libtpms */
+		CHECK_EQ(state_file_check(enc, len, STATE_SAVESTATE, &rep), 0);
+		free(enc);
+	}
 	CHECK_EQ(file_decode_abc(file_abc, sizeof(file_abc)), 0);
 }
 
@@ -313,7 +402,7 @@ TEST(file_round_trip)
 		size_t len, n;
 
 		CHECK_EQ(state_file_encode(payload, sizes[i], &out, &len), 0);
-		CHECK_EQ(len, 16 + sizes[i]);
+		CHECK_EQ(len, 16 + sizes[i] + DIGEST_TLV);
 		CHECK_EQ(state_file_decode(out, len, &p, &n), 0);
 		CHECK_EQ(n, sizes[i]);
 		CHECK(p == out + 16);
@@ -503,8 +592,8 @@ TEST(blob_exact_bytes)
 	size_t len;
 
 	CHECK_EQ(state_blob_encode((const uint8_t *)"abc", 3, &out, &len), 0);
-	CHECK_EQ(len, sizeof(blob_abc));
-	CHECK(memcmp(out, blob_abc, len) == 0);
+	CHECK_EQ(len, sizeof(ours_blob_abc));
+	CHECK(memcmp(out, ours_blob_abc, len) == 0);
 	free(out);
 	CHECK_EQ(blob_decode_abc(blob_abc, sizeof(blob_abc), 0), 0);
 	CHECK_EQ(blob_decode_abc(blob_abc, sizeof(blob_abc), PTM_STATE_FLAG_DECRYPTED), 0);
@@ -523,7 +612,7 @@ TEST(blob_round_trip)
 		size_t len, n;
 
 		CHECK_EQ(state_blob_encode(payload, sizes[i], &out, &len), 0);
-		CHECK_EQ(len, 22 + sizes[i]);
+		CHECK_EQ(len, 22 + sizes[i] + DIGEST_TLV);
 		CHECK_EQ(state_blob_decode(out, len, 0, &p, &n), 0);
 		CHECK_EQ(n, sizes[i]);
 		CHECK(p == out + 22);
@@ -857,7 +946,7 @@ TEST(linear_store_load)
 	CHECK(linear_swtpm_shaped(path));
 	CHECK(loads_as(st, STATE_PERMANENT, perm, 1300));
 	CHECK_EQ(listed_size(st, STATE_PERMANENT, &size), 0);
-	CHECK_EQ(size, 1316);	/* the blob with its header and TLV header, as swtpm lists it */
+	CHECK_EQ(size, 1316 + DIGEST_TLV);	/* the blob with its header, TLV header and tag, as swtpm lists it */
 	CHECK_EQ(state_save(st, STATE_VOLATILE, vol, sizeof(vol)), 0);
 	CHECK(linear_swtpm_shaped(path));
 	/* grow, shrink and rewrite permall: volatile stays, every step swtpm-shaped */
@@ -1040,7 +1129,7 @@ TEST(linear_lock)
 
 		CHECK_EQ(open_linear(&other, path, 0640, false), 0);
 		CHECK_EQ(listed_size(other, STATE_PERMANENT, &size), 0);
-		CHECK_EQ(size, sizeof(file_abc));
+		CHECK_EQ(size, sizeof(ours_abc));
 		state_store_close(other);
 	}
 	state_unlock(st);
@@ -1214,7 +1303,7 @@ TEST(dir_store_load)
 	CHECK(memcmp(out, payload, n) == 0);
 	free(out);
 	CHECK_EQ(listed_size(dir, STATE_PERMANENT, &size), 0);
-	CHECK_EQ(size, 2560);	/* as in spec 7.1 */
+	CHECK_EQ(size, 2560 + DIGEST_TLV);	/* spec 7.1, and our integrity tag */
 	/* the bytes swtpm would write */
 	{
 		uint8_t *enc;
@@ -1230,7 +1319,7 @@ TEST(dir_store_load)
 	/* replace with a shorter one, and an empty one */
 	CHECK_EQ(state_save(dir, STATE_PERMANENT, (const uint8_t *)"abc", 3), 0);
 	join(path, sizeof(path), d, "tpm2-00.permall");
-	CHECK(file_equals(path, file_abc, sizeof(file_abc)));
+	CHECK(file_equals(path, ours_abc, sizeof(ours_abc)));
 	CHECK_EQ(state_save(dir, STATE_VOLATILE, NULL, 0), 0);
 	CHECK_EQ(state_load(dir, STATE_VOLATILE, &out, &n), 0);
 	CHECK_EQ(n, 0);
@@ -1243,7 +1332,7 @@ TEST(dir_store_load)
 	CHECK_EQ(state_save(dir, (enum state_kind)9, payload, 1), -EINVAL);
 	/* what load would refuse is not written */
 	{
-		size_t big_len = 16 * 1024 * 1024 - 15;
+		size_t big_len = 16 * 1024 * 1024 - 15 - DIGEST_TLV;
 		uint8_t *big = calloc(1, big_len);
 
 		CHECK(big);
@@ -1276,7 +1365,7 @@ TEST(dir_tpm12_names)
 	CHECK_EQ(state_store_open(&dir, &cfg), 0);
 	CHECK_EQ(state_save(dir, STATE_SAVESTATE, (const uint8_t *)"abc", 3), 0);
 	join(path, sizeof(path), d, "tpm-00.savestate");
-	CHECK(file_equals(path, file_abc, sizeof(file_abc)));
+	CHECK(file_equals(path, ours_abc, sizeof(ours_abc)));
 	join(path, sizeof(path), d, "TMP-00.savestate");
 	CHECK(!exists(path));
 	join(path, sizeof(path), d, "tpm2-00.savestate");
@@ -1287,7 +1376,7 @@ TEST(dir_tpm12_names)
 	CHECK_EQ(state_save(dir, STATE_PERMANENT, (const uint8_t *)"abc", 3), 0);
 	CHECK(!exists(path));
 	join(path, sizeof(path), d, "tpm-00.permall");
-	CHECK(file_equals(path, file_abc, sizeof(file_abc)));
+	CHECK(file_equals(path, ours_abc, sizeof(ours_abc)));
 	CHECK_EQ(state_load(dir, STATE_PERMANENT, &out, &n), 0);
 	CHECK(n == 3 && memcmp(out, "abc", 3) == 0);
 	free(out);
@@ -1309,7 +1398,7 @@ TEST(dir_stale_tmp_reused)
 	CHECK_EQ(open_dir(&dir, d, 0600, true), 0);
 	CHECK_EQ(state_save(dir, STATE_PERMANENT, (const uint8_t *)"abc", 3), 0);
 	CHECK(!exists(tmp));
-	CHECK(file_equals(path, file_abc, sizeof(file_abc)));
+	CHECK(file_equals(path, ours_abc, sizeof(ours_abc)));
 	CHECK_EQ(file_mode(path), 0600);	/* mode_set: even a reused file gets it */
 	state_store_close(dir);
 	rm_tree(d);
@@ -1368,19 +1457,19 @@ TEST(dir_store_failure_keeps_old)
 	/* the temp file cannot be created: a directory sits on its name */
 	CHECK_EQ(mkdir(tmp, 0700), 0);
 	CHECK_EQ(state_save(dir, STATE_PERMANENT, (const uint8_t *)"defgh", 5), -EISDIR);
-	CHECK(file_equals(path, file_abc, sizeof(file_abc)));
+	CHECK(file_equals(path, ours_abc, sizeof(ours_abc)));
 	CHECK_EQ(rmdir(tmp), 0);
 	/* a symlink planted there is not followed */
 	join(target, sizeof(target), d, "target");
 	CHECK_EQ(symlink(target, tmp), 0);
 	CHECK_EQ(state_save(dir, STATE_PERMANENT, (const uint8_t *)"defgh", 5), -ELOOP);
 	CHECK(!exists(target));
-	CHECK(file_equals(path, file_abc, sizeof(file_abc)));
+	CHECK(file_equals(path, ours_abc, sizeof(ours_abc)));
 	CHECK_EQ(unlink(tmp), 0);
 	/* a FIFO planted there fails the store at once instead of blocking it for good */
 	CHECK_EQ(mkfifo(tmp, 0600), 0);
 	CHECK_EQ(state_save(dir, STATE_PERMANENT, (const uint8_t *)"defgh", 5), -ENXIO);
-	CHECK(file_equals(path, file_abc, sizeof(file_abc)));
+	CHECK(file_equals(path, ours_abc, sizeof(ours_abc)));
 	CHECK_EQ(unlink(tmp), 0);
 	/* the write fails (file size limit): old file intact, temp file gone */
 	{
@@ -1404,7 +1493,7 @@ TEST(dir_store_failure_keeps_old)
 		CHECK_EQ(WEXITSTATUS(status), 0);
 	}
 	CHECK(!exists(tmp));
-	CHECK(file_equals(path, file_abc, sizeof(file_abc)));
+	CHECK(file_equals(path, ours_abc, sizeof(ours_abc)));
 	/* the rename fails (a non-empty directory holds the name): temp file gone */
 	CHECK_EQ(state_remove(dir, STATE_VOLATILE), 0);
 	join(path, sizeof(path), d, "tpm2-00.volatilestate");
@@ -1664,7 +1753,25 @@ TEST(swtpm_lock_interop)
 	rm_tree(sp.dir);
 }
 
-/* Files and blobs: swtpm's bytes decode, and we write the same bytes back. */
+/*
+ * The file at path is swtpm's bytes (file, len) with totlen grown by our
+ * integrity TLV, which follows them.
+ */
+static bool equals_with_digest(const char *path, const uint8_t *file, size_t len)
+{
+	uint8_t *ours;
+	size_t ours_len;
+	bool same;
+
+	if (read_file(path, &ours, &ours_len) != 0)
+		return false;
+	same = ours_len == len + DIGEST_TLV && memcmp(ours, file, 6) == 0 &&
+	       memcmp(ours + 10, file + 10, len - 10) == 0 && ours[len] == 0x76 && ours[len + 1] == 0x42;
+	free(ours);
+	return same;
+}
+
+/* Files and blobs: swtpm's bytes decode, and we write the same bytes back (plus our tag). */
 TEST(swtpm_format_interop)
 {
 	struct swtpm_paths sp = { 0 };
@@ -1687,9 +1794,9 @@ TEST(swtpm_format_interop)
 	CHECK_EQ(state_load(dir, STATE_PERMANENT, &payload, &payload_len), 0);
 	CHECK_EQ(payload_len + 16, file_len);
 	CHECK(payload_len > 8 && memcmp(payload + 2, "\xab\x36\x47\x23", 4) == 0);
-	/* stored back byte for byte */
+	/* stored back byte for byte, plus our integrity tag (and totlen grown by it) */
 	CHECK_EQ(state_save(dir, STATE_PERMANENT, payload, payload_len), 0);
-	CHECK(file_equals(sp.permall, file, file_len));
+	CHECK(equals_with_digest(sp.permall, file, file_len));
 
 	/* swtpm starts from our file and hands out a blob we can read and write */
 	pid = swtpm_start(&sp);
@@ -1701,8 +1808,8 @@ TEST(swtpm_format_interop)
 	CHECK_EQ(n, payload_len);
 	CHECK(memcmp(p, payload, n) == 0);
 	CHECK_EQ(state_blob_encode(payload, payload_len, &enc, &enc_len), 0);
-	CHECK_EQ(enc_len, blob_len);
-	CHECK(memcmp(enc, blob, blob_len) == 0);
+	CHECK_EQ(enc_len, blob_len + DIGEST_TLV);
+	CHECK(memcmp(enc, blob, 6) == 0 && memcmp(enc + 10, blob + 10, blob_len - 10) == 0);
 	/* swtpm takes our blob (and would refuse a raw file) */
 	CHECK_EQ(write_file(sp.blob, file, file_len), 0);
 	CHECK_EQ(swtpm_ioctl(&sp, "--stop", NULL, NULL), 0);
@@ -1723,6 +1830,8 @@ TEST(swtpm_format_interop)
 int main(void)
 {
 	static const struct unit_test tests[] = {
+		UNIT(file_digest_every_flip),
+		UNIT(file_check_reports),
 		UNIT(kind_names),
 		UNIT(file_exact_bytes),
 		UNIT(file_round_trip),
