@@ -225,9 +225,10 @@ def log_tail(path):
 class Daemon:
     """One `BIN socket ...` instance run by this driver (round-trip tests)."""
 
-    def __init__(self, bin_, d, transport, ref, cpu, backend="dir", statedir=None):
+    def __init__(self, bin_, d, transport, ref, cpu, backend="dir", statedir=None, extra=()):
         """backend "dir" (--tpmstate dir=) or "file" (backend-uri=file://STATEDIR/tpm.img);
-        statedir: where the state lives (default D/state; e.g. on another file system)."""
+        statedir: where the state lives (default D/state; e.g. on another file system);
+        extra: more options (e.g. --durability sync)."""
         shutil.rmtree(d, ignore_errors=True)
         os.makedirs(d)
         st = statedir or f"{d}/state"
@@ -247,7 +248,7 @@ class Daemon:
         self.log = f"{d}/daemon.log"
         self.proc = spawn([bin_, "socket", "--tpm2", "--tpmstate", tpmstate,
                            "--ctrl", ctl, "--server", srv,
-                           "--flags", "not-need-init,startup-clear"], self.log, cpu)
+                           "--flags", "not-need-init,startup-clear", *extra], self.log, cpu)
         try:
             with wait_connectable(self.ctrl, self.proc) as s:
                 s.sendall(struct.pack(">I", 1))     # CMD_GET_CAPABILITY
@@ -504,9 +505,12 @@ class Results:
                       "on one CPU, a fresh TPM per storage x backend: NV_Write of a 1 KiB index "
                       "(a store each) and PCR_Extend(16) (no store: the floor); state on tmpfs, "
                       "ext4 and xfs on a loop device (direct I/O) over an image on the out dir's "
-                      "disk; --tpmstate dir= and backend-uri=file://. Ours syncs every store "
-                      "(dir: fsync file + directory; file: 2 fdatasync); swtpm 0.7.1 does not "
-                      "sync a dir store and msyncs a file store in place; note: the slowest command",
+                      "disk; --tpmstate dir= and backend-uri=file://. ours: the default "
+                      "--durability bounded=1000 (dir: written unsynced as .pending, synced and "
+                      "committed by a flusher thread; file: 2 fdatasync before the answer, always); "
+                      "ours-sync (dir only): --durability sync, fsync of file and directory before "
+                      "the answer; swtpm 0.7.1 does not sync a dir store and msyncs a file store in "
+                      "place; note: the slowest command",
         "scale": "N instances forked back to back (unix sockets, existing state)",
         "guest": "QEMU emulator backend, from a guest",
         "cuse": "CUSE front /dev/vtpm-NAME, daemon in a guest (TCG); runs = the "
@@ -1008,6 +1012,10 @@ class Bench:
         return define, write
 
     SW_CMDS = (("nvwrite", "NV_Write 1 KiB"), ("pcrextend", "PCR_Extend 16"))
+    # row subject -> (binary's subject, extra options, backends); file:// always syncs
+    SW_SUBJECTS = {"swtpm": ("swtpm", (), ("dir", "file")),
+                   "ours": ("ours", (), ("dir", "file")),
+                   "ours-sync": ("ours", ("--durability", "sync"), ("dir",))}
     SW_WARM = 5
 
     def pcr16_extend(self):
@@ -1027,6 +1035,19 @@ class Bench:
         except OSError:
             return None
 
+    def _settled_state_id(self, path):
+        """_state_id once it stays the same for 50 ms (at most 2 s): under
+        --durability bounded the flusher commits the last store moments after
+        its answer, and must not count as a store of the next row."""
+        last, end = self._state_id(path), time.monotonic() + 2.0
+        while time.monotonic() < end:
+            time.sleep(0.05)
+            now = self._state_id(path)
+            if now == last:
+                break
+            last = now
+        return last
+
     def statewrite_rows(self):
         """{(storage, backend, cmd): {subject: row}}, in table order."""
         out = {}
@@ -1036,8 +1057,8 @@ class Bench:
                     name = f"{clabel}, {blabel}, {slabel}"
                     out[(kind, backend, cmd)] = {
                         s: self.res.row("statewrite", name, s, "us",
-                                        ratio_to=[f"statewrite/{name}/swtpm"] if s == "ours" else [])
-                        for s in ("swtpm", "ours")}
+                                        ratio_to=[f"statewrite/{name}/swtpm"] if s != "swtpm" else [])
+                        for s, (_b, _x, backends) in self.SW_SUBJECTS.items() if backend in backends}
         return out
 
     def run_statewrite(self, run):
@@ -1087,14 +1108,18 @@ class Bench:
                             r.fail(str(e))
                 continue
             for backend in ("dir", "file"):
-                for s in ("swtpm", "ours"):
+                for s, (binary, extra, backends) in self.SW_SUBJECTS.items():
+                    if backend not in backends:
+                        continue
                     mine = [rows[(kind, backend, c)][s] for c, _ in self.SW_CMDS]
-                    if self.subject_rows_na(mine, s):
+                    if binary in self.unavailable:
+                        for r in mine:
+                            r.fail(self.unavailable[binary])
                         continue
                     try:
-                        srv = Daemon(self.subjects[s], os.path.join(self.out, f"statewrite-{s}"),
+                        srv = Daemon(self.subjects[binary], os.path.join(self.out, f"statewrite-{s}"),
                                      "unix", None, self.cpu_a, backend,
-                                     statedir=os.path.join(root, f"{s}-{backend}"))
+                                     statedir=os.path.join(root, f"{s}-{backend}"), extra=extra)
                     except (ToolError, OSError) as e:
                         for r in mine:
                             r.fail(str(e))
@@ -1108,11 +1133,11 @@ class Bench:
                                 before = None
                                 for i in range(1, self.SW_WARM + n + 1):
                                     if i == self.SW_WARM + 1:
-                                        before = self._state_id(srv.state)
+                                        before = self._settled_state_id(srv.state)
                                     dt = rt(c, write(i) if cmd == "nvwrite" else extend, cmd)
                                     if i > self.SW_WARM:
                                         times.append(dt)
-                                stored = self._state_id(srv.state) != before
+                                stored = self._settled_state_id(srv.state) != before
                                 add(row, times)
                                 row.note = (f"max {fmt(row.extra['sample_max'])} us"
                                             + ("" if stored == (cmd == "nvwrite") else

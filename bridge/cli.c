@@ -40,6 +40,7 @@ enum {
 	OPT_FD,
 	OPT_KEY,
 	OPT_MIGRATION_KEY,
+	OPT_DURABILITY,
 	OPT_UNSUPPORTED,
 };
 
@@ -74,6 +75,7 @@ static const struct option cli_options[] = {
 	{ "fd", required_argument, NULL, OPT_FD },
 	{ "key", required_argument, NULL, OPT_KEY },
 	{ "migration-key", required_argument, NULL, OPT_MIGRATION_KEY },
+	{ "durability", required_argument, NULL, OPT_DURABILITY },
 	/* Later issues add these; until then they are refused by name. */
 	{ "seccomp", required_argument, NULL, OPT_UNSUPPORTED },
 	{ "profile", required_argument, NULL, OPT_UNSUPPORTED },
@@ -580,6 +582,25 @@ static int cli_migration(char *list, struct cli_config *cfg)
 	return cli_flag_list("--migration", list, flags, sizeof(flags) / sizeof(flags[0]));
 }
 
+/* --durability sync | bounded=MS (docs/durability-measurements.md); MS 1-60000. */
+static int cli_durability(const char *value, struct cli_config *cfg)
+{
+	unsigned long ms;
+
+	if (!strcmp(value, "sync")) {
+		cfg->durability_sync = true;
+		return 0;
+	}
+	if (strncmp(value, "bounded=", 8))
+		return cli_error("--durability", "'%s' is not sync or bounded=MS", value);
+	if (cli_number(value + 8, 10, 60000, &ms) < 0 || ms == 0)
+		return cli_error("--durability", "bounded=%s: MS must be a whole number of milliseconds, 1 to 60000",
+				 value + 8);
+	cfg->durability_sync = false;
+	cfg->durability_ms = (unsigned int)ms;
+	return 0;
+}
+
 /* -p N: C bases (strtoul base 0), as swtpm; it stands for --server type=tcp,disconnect with $TPM_PORT=N. */
 static int cli_port(const char *value, struct cli_raw *raw)
 {
@@ -876,6 +897,8 @@ static int cli_option(int opt, char *arg, const char *name, struct cli_config *c
 	case OPT_MIGRATION_KEY:
 		raw->migration_key = arg;
 		return 0;
+	case OPT_DURABILITY:
+		return cli_durability(arg, cfg);
 	case OPT_PRINT_CAPABILITIES:
 		cfg->action = CLI_PRINT_CAPABILITIES;
 		return 0;
@@ -1014,6 +1037,7 @@ int cli_parse(int argc, char **argv, struct cli_config *cfg)
 	cfg->pid_fd = cfg->log_fd = cfg->key.fd = cfg->migration_key.fd = -1;
 	cfg->ctrl.fd = cfg->ctrl.clientfd = cfg->server.fd = cfg->server.clientfd = -1;
 	cfg->state_mode = 0640;
+	cfg->durability_ms = 1000;
 
 	if (argc >= 2 && (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h"))) {
 		cfg->action = CLI_HELP;
@@ -1164,6 +1188,13 @@ void cli_usage(const char *prog)
 	       "                         encrypt the state as swtpm does (AES-CBC, HMAC-SHA256);\n"
 	       "                         read after --runas; remove unlinks the file once read\n"
 	       "  --migration-key ...    the same forms: encrypt the GET/SET_STATEBLOB blobs\n"
+	       "  --durability sync | bounded=MS\n"
+	       "                         when a state write is on disk: sync, before the TPM\n"
+	       "                         answers; bounded (default, MS 1000), synced at once\n"
+	       "                         off the command path, a write waiting only while an\n"
+	       "                         earlier one is unsynced for over MS ms. A crash of\n"
+	       "                         the process loses nothing either way. file:// always\n"
+	       "                         syncs\n"
 	       "  -t, --terminate        exit when the data channel closes\n"
 	       "  --pid file=PATH | fd=N write the process ID once ready\n"
 	       "  --log file=PATH | fd=N[,level=N][,prefix=P][,truncate]\n"

@@ -113,6 +113,8 @@ struct cli_config {
 	bool migration_incoming;
 	bool release_lock_outgoing;
 	struct cli_key key, migration_key;
+	bool durability_sync;		/* --durability sync; else bounded=durability_ms */
+	unsigned int durability_ms;	/* --durability bounded=MS; default 1000 */
 	char **args;			/* the copy of argv the strings point into */
 	int nargs;
 };

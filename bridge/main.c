@@ -111,7 +111,8 @@ static int state_open(struct daemon *d)
 		.mode = d->cfg.state_mode,
 		.mode_set = d->cfg.state_mode_set,
 		.tpm2 = d->cfg.tpm2,
-		.fsync = true,
+		.durability = d->cfg.durability_sync ? STATE_DURABILITY_SYNC : STATE_DURABILITY_BOUNDED,
+		.durability_ms = d->cfg.durability_ms,
 		.key = &d->state_key,
 	};
 	int ret;

@@ -346,7 +346,7 @@ static int linear_read(struct state_store *st, enum state_kind kind, uint8_t **f
 
 static int linear_sync(struct state_linear *lf)
 {
-	return lf->store.fsync && fdatasync(lf->fd) < 0 ? -errno : 0;
+	return fdatasync(lf->fd) < 0 ? -errno : 0;
 }
 
 /*

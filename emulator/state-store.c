@@ -21,6 +21,9 @@ int state_store_open(struct state_store **out, const struct state_config *cfg)
 
 	if (!cfg->path || cfg->path[0] != '/' || (cfg->mode & ~(mode_t)07777))
 		return -EINVAL;
+	if (cfg->durability == STATE_DURABILITY_BOUNDED &&
+	    (cfg->durability_ms < 1 || cfg->durability_ms > STATE_DURABILITY_MS_MAX))
+		return -EINVAL;
 	switch (cfg->backend) {
 	case STATE_BACKEND_DIR:
 		st = state_dir_new();
@@ -44,7 +47,9 @@ int state_store_open(struct state_store **out, const struct state_config *cfg)
 	st->mode = cfg->mode;
 	st->mode_set = cfg->mode_set;
 	st->tpm2 = cfg->tpm2;
-	st->fsync = cfg->fsync;
+	/* A linear file syncs every store: its commit is a header write that must follow a sync. */
+	st->durability = cfg->backend == STATE_BACKEND_DIR ? cfg->durability : STATE_DURABILITY_SYNC;
+	st->durability_ms = cfg->durability_ms;
 	st->dir = cfg->backend == STATE_BACKEND_DIR;
 	st->key = cfg->key;
 	*out = st;
@@ -200,6 +205,11 @@ int state_remove(struct state_store *st, enum state_kind kind)
 	if (!state_kind_name(kind))
 		return -EINVAL;
 	return st->ops->remove(st, kind);
+}
+
+int state_flush(struct state_store *st)
+{
+	return st->ops->flush ? st->ops->flush(st) : 0;
 }
 
 int state_list(struct state_store *st, struct state_info out[STATE_LINEAR_SLOTS], size_t *n)

@@ -22,6 +22,7 @@ struct state_store_ops {
 	int (*read)(struct state_store *st, enum state_kind kind, uint8_t **file, size_t *len);
 	int (*write)(struct state_store *st, enum state_kind kind, const uint8_t *file, size_t len);
 	int (*remove)(struct state_store *st, enum state_kind kind);
+	int (*flush)(struct state_store *st);	/* NULL: every store is durable when it returns */
 	int (*list)(struct state_store *st, struct state_info out[STATE_LINEAR_SLOTS], size_t *n);
 	void (*destroy)(struct state_store *st);	/* frees the backend's container */
 };
@@ -34,7 +35,8 @@ struct state_store {
 	mode_t mode;
 	bool mode_set;
 	bool tpm2;
-	bool fsync;
+	enum state_durability durability;
+	unsigned int durability_ms;
 	bool locked;
 	bool dir;			/* the directory backend: messages name tpm2-00.<name> */
 	const struct state_key *key;	/* the caller's; NULL or len 0: plain states */

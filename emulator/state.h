@@ -141,13 +141,29 @@ enum state_backend {
 	STATE_BACKEND_FILE,	/* swtpm's linear format in a regular file or block device */
 };
 
+/*
+ * When a store is durable (docs/durability-measurements.md).  Under both, a
+ * process crash loses no store that returned.  A linear file always syncs.
+ */
+enum state_durability {
+	STATE_DURABILITY_SYNC,		/* synced before state_save returns */
+	/*
+	 * Directory: in the kernel when state_save returns, synced at once by
+	 * a flusher thread; a store waits only while the oldest one not yet
+	 * synced is older than durability_ms.
+	 */
+	STATE_DURABILITY_BOUNDED,
+};
+#define STATE_DURABILITY_MS_MAX	60000
+
 struct state_config {
 	enum state_backend backend;
 	const char *path;	/* absolute: the directory (it must exist), or the file or device */
 	mode_t mode;		/* of new state files */
 	bool mode_set;		/* mode= given: also applied to existing files, as swtpm 0.10 */
 	bool tpm2;		/* tpm2-00.* names, else tpm-00.* (directory only) */
-	bool fsync;		/* make every store durable (default on) */
+	enum state_durability durability;	/* 0: sync */
+	unsigned int durability_ms;		/* bounded: 1 to STATE_DURABILITY_MS_MAX */
 	/*
 	 * --key: every state is encrypted with it, on both backends.  Owned by
 	 * the caller and read at each use, so it may be filled in after open
@@ -190,14 +206,22 @@ bool state_locked(const struct state_store *st);
  */
 int state_load(struct state_store *st, enum state_kind kind, uint8_t **payload, size_t *len);
 /*
- * Atomic and durable: on error the previous state is intact.  Directory:
- * TMP2-00.<name> written, fsynced and renamed over the file; once renamed
- * the store succeeded, even if the directory fsync then fails (logged).
+ * Atomic, and durable as cfg->durability says: on error the previous state
+ * is intact.  Directory: TMP2-00.<name> written, fsynced and renamed over
+ * the file (the file it replaced stays as <name>.prev); once renamed the
+ * store succeeded, even if the directory fsync then fails (logged).
+ * bounded: renamed to <name>.pending unsynced, and committed so by the
+ * flusher; after a failed sync every later store fails (restart recovers).
  * File: the new sections are written where no live section lies, then the
  * header switches to them in one sector write.
  */
 int state_save(struct state_store *st, enum state_kind kind, const uint8_t *payload, size_t len);
 int state_remove(struct state_store *st, enum state_kind kind);	/* absent is fine */
+/*
+ * Every store that returned is durable when this returns (STOP, SHUTDOWN,
+ * GET_STATEBLOB, exit); an earlier failed sync is returned again.
+ */
+int state_flush(struct state_store *st);
 
 /* For --print-states: the states present, with their size as swtpm reports it. */
 struct state_info {

@@ -316,6 +316,9 @@ void emu_stop(struct emu *emu)
 		emu_tpm2_shutdown(emu, 0 /* SU_CLEAR */);
 	libtpms.TPMLIB_Terminate();
 	emu->running = false;
+	/* STOP, SHUTDOWN, a new INIT and the exit answer with every state write on disk. */
+	if (state_flush(emu->cfg.state) < 0)
+		log_err("stopped with state writes that could not be synced to %s", state_store_name(emu->cfg.state));
 }
 
 uint32_t emu_startup(struct emu *emu, enum emu_startup type)
@@ -524,6 +527,9 @@ uint32_t emu_store_volatile(struct emu *emu)
 	if (rc != TPM_SUCCESS)
 		return rc;
 	ret = state_save(emu->cfg.state, STATE_VOLATILE, buf, len);
+	/* A control-channel request to store: on disk when answered, under every --durability. */
+	if (ret == 0)
+		ret = state_flush(emu->cfg.state);
 	if (ret < 0)
 		rc = ret == -ENOSPC ? TPM_SIZE : TPM_FAIL;	/* TPM_SIZE: a full volume, as swtpm */
 	free(buf);
@@ -577,6 +583,9 @@ uint32_t emu_get_blob(struct emu *emu, uint32_t type, uint32_t req_flags, uint8_
 	*len = 0;
 	*state_flags = 0;
 	if (type < PTM_BLOB_TYPE_PERMANENT || type > PTM_BLOB_TYPE_SAVESTATE)
+		return PTM_RES_FAIL;
+	/* A migration source has its state on disk before any of it goes out (swtpm PR#1122). */
+	if (state_flush(emu->cfg.state) < 0)
 		return PTM_RES_FAIL;
 	if (type == PTM_BLOB_TYPE_VOLATILE) {
 		if (libtpms.TPMLIB_VolatileAll_Store(&payload, &vol_len) != TPM_SUCCESS)

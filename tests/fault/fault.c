@@ -9,6 +9,7 @@
  *   sock_write_max=N         write()/writev() to a socket take at most N bytes
  *   fsync_dir=ERRNO          fsync() of a directory fails
  *   fsync_file=ERRNO         fsync() of a regular file fails
+ *   fsync_file_delay=MS      fsync() of a regular file sleeps MS first: a slow disk
  *   rename=ERRNO             rename()/renameat() fail
  *   accept=ERRNO:COUNT       the next COUNT accept4() calls fail (then it clears)
  *   timerfd_settime=ERRNO    arming any timer fails
@@ -58,6 +59,7 @@ struct fault_spec {
 	size_t malloc_min;
 	long thread_unlock_delay;
 	long listen_delay;
+	long fsync_file_delay;
 	long pwrite_crash_at, pwrite_count;
 	int pwrite_crash_how;
 };
@@ -106,6 +108,8 @@ static void spec_line(struct fault_spec *s, const char *line)
 		s->fsync_dir_err = parse_errno(v);
 	else if (KEY("fsync_file"))
 		s->fsync_file_err = parse_errno(v);
+	else if (KEY("fsync_file_delay"))
+		s->fsync_file_delay = parse_num(v);
 	else if (KEY("rename"))
 		s->rename_err = parse_errno(v);
 	else if (KEY("timerfd_settime"))
@@ -215,6 +219,12 @@ int fsync(int fd)
 
 	if (syscall(SYS_fstat, fd, &st) == 0) {
 		int err = S_ISDIR(st.st_mode) ? s.fsync_dir_err : S_ISREG(st.st_mode) ? s.fsync_file_err : 0;
+
+		if (S_ISREG(st.st_mode) && s.fsync_file_delay) {
+			struct timespec ts = { s.fsync_file_delay / 1000, (s.fsync_file_delay % 1000) * 1000000L };
+
+			nanosleep(&ts, NULL);
+		}
 
 		if (err) {
 			errno = err;

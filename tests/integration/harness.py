@@ -814,6 +814,13 @@ def parse_json_line(text, what):
         raise Fail('%s: not JSON (%s): %r' % (what, e, text[:300]))
 
 
+def settled(state_dir, timeout=5.0):
+    """Until no store waits for the flusher (ours: --durability bounded's
+    .pending/.syncing files); at once for swtpm, which writes in place."""
+    busy = lambda: [n for n in os.listdir(state_dir) if n.endswith(('.pending', '.syncing'))]
+    check(wait_for(lambda: not busy(), timeout), 'stores still unsynced after %.0f s: %s' % (timeout, busy()))
+
+
 def wait_for(pred, timeout, step=0.02):
     end = time.monotonic() + timeout
     while True:

@@ -13,7 +13,7 @@ import time
 import tpm2
 from harness import (test, check, Fail, Skip, free_port_pair, OURS, SWTPM, KINDS, Ctrl, Data, lock_holder, wait_for, define_nv,
                      expect_nv, CMD_GET_CAPABILITY, CMD_SHUTDOWN, CMD_INIT, CMD_STOP, CMD_SET_DATAFD,
-                     CMD_SET_BUFFERSIZE, CMD_GET_TPMESTABLISHED, CMD_SET_LOCALITY)
+                     CMD_SET_BUFFERSIZE, CMD_GET_TPMESTABLISHED, CMD_SET_LOCALITY, settled)
 
 
 def run_bin(ctx, kind, args, timeout=5):
@@ -229,6 +229,7 @@ def _libvirt(ctx):
         r = data.transact(tpm2.nv_define(0x01500030, 8))
         check(tpm2.rc_of(r) == 0, 'NV_DefineSpace: 0x%x' % tpm2.rc_of(r))
         perm = os.path.join(st, 'tpm2-00.permall')
+        settled(st)
         pmode = stat.S_IMODE(os.stat(perm).st_mode)
         check(pmode == 0o600, 'tpm2-00.permall mode %o, expected 600 (--tpmstate mode=0600)' % pmode)
         check_fd5(d, path, 'during the QEMU session')

@@ -270,9 +270,10 @@ def _(ctx):
 def _(ctx):
     """fsync of the directory fails after the rename: the NV write succeeds
     (the new file is in place) and the failure is logged; fsync of the temp
-    file fails: the write fails and the old file is intact."""
+    file fails: the write fails and the old file is intact.  --durability
+    sync, where these happen before the answer (bounded: test_durability)."""
     faults = Faults(ctx)
-    d = start_faulty(ctx, faults)
+    d = start_faulty(ctx, faults, extra=('--durability', 'sync'))
     faults.set(fsync_dir='EIO')
     define_nv(d)
     expect_nv(d)

@@ -21,6 +21,9 @@ for holder in KINDS:
     def _at_start(ctx, holder=holder):
         a = ctx.start(holder, name='holder')
         define_nv(a)
+        # ours (--durability bounded): its flusher commits the write moments after the answer
+        check(wait_for(lambda: not [f for f in os.listdir(a.state_dir) if f.endswith(('.pending', '.syncing'))],
+                       5.0), 'the holder never committed its state')
         before = permall(a)
         b = ctx.start(ctx.kind, name='second', state=a.state_dir, ready=False)
         rc = b.wait_exit(5)

@@ -6,7 +6,7 @@ import stat
 
 import tpm2
 from harness import (test, check, Fail, OURS, SWTPM, KINDS, define_nv, expect_nv, pcr_value,
-                     make_persistent, persistent_name, NV_INDEX, NV_DATA, need_tool)
+                     make_persistent, persistent_name, NV_INDEX, NV_DATA, need_tool, settled)
 
 PERSIST = 0x81000005
 CROSS = ('%s->%s' % (SWTPM, OURS), '%s->%s' % (OURS, SWTPM))
@@ -62,6 +62,7 @@ def move(ctx, src_kind, dst_kind):
     check(not os.path.exists(os.path.join(b.state_dir, 'tpm2-00.permall')), 'destination state dir not fresh')
     load_blobs(ctx, b, files)
     verify(b, pcr, name, 'after --load into a fresh %s' % dst_kind)
+    settled(b.state_dir)
     check(os.path.getsize(os.path.join(b.state_dir, 'tpm2-00.permall')) > 100,
           'INIT after --load permanent wrote no tpm2-00.permall')
     # and it was really written: a restart of the destination keeps NV

@@ -479,7 +479,7 @@ TEST(store_with_key)
 	CHECK(mkdtemp(dir));
 	for (int b = 0; b < 2; b++) {
 		struct state_config cfg = { .backend = b ? STATE_BACKEND_FILE : STATE_BACKEND_DIR, .mode = 0600,
-					    .tpm2 = true, .fsync = true, .key = &key };
+					    .tpm2 = true, .key = &key };
 		struct state_store *st;
 		uint8_t *out;
 		size_t n, blen = 0, alen = 0;
