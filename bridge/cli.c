@@ -40,6 +40,7 @@ enum {
 	OPT_FD,
 	OPT_KEY,
 	OPT_MIGRATION_KEY,
+	OPT_DAMAGED_STATE,
 	OPT_DURABILITY,
 	OPT_UNSUPPORTED,
 };
@@ -75,6 +76,7 @@ static const struct option cli_options[] = {
 	{ "fd", required_argument, NULL, OPT_FD },
 	{ "key", required_argument, NULL, OPT_KEY },
 	{ "migration-key", required_argument, NULL, OPT_MIGRATION_KEY },
+	{ "damaged-state", required_argument, NULL, OPT_DAMAGED_STATE },
 	{ "durability", required_argument, NULL, OPT_DURABILITY },
 	/* Later issues add these; until then they are refused by name. */
 	{ "seccomp", required_argument, NULL, OPT_UNSUPPORTED },
@@ -897,6 +899,11 @@ static int cli_option(int opt, char *arg, const char *name, struct cli_config *c
 	case OPT_MIGRATION_KEY:
 		raw->migration_key = arg;
 		return 0;
+	case OPT_DAMAGED_STATE:
+		if (strcmp(arg, "fallback") && strcmp(arg, "refuse"))
+			return cli_error("--damaged-state", "'%s' is not one of fallback, refuse", arg);
+		cfg->refuse_damaged = !strcmp(arg, "refuse");
+		return 0;
 	case OPT_DURABILITY:
 		return cli_durability(arg, cfg);
 	case OPT_PRINT_CAPABILITIES:
@@ -1195,6 +1202,10 @@ void cli_usage(const char *prog)
 	       "                         earlier one is unsynced for over MS ms. A crash of\n"
 	       "                         the process loses nothing either way. file:// always\n"
 	       "                         syncs\n"
+	       "  --damaged-state fallback|refuse\n"
+	       "                         a state file that fails its integrity check is kept\n"
+	       "                         untouched; fallback (default) uses its previous copy\n"
+	       "                         (the state before the last commit); refuse fails\n"
 	       "  -t, --terminate        exit when the data channel closes\n"
 	       "  --pid file=PATH | fd=N write the process ID once ready\n"
 	       "  --log file=PATH | fd=N[,level=N][,prefix=P][,truncate]\n"

@@ -113,6 +113,7 @@ struct cli_config {
 	bool migration_incoming;
 	bool release_lock_outgoing;
 	struct cli_key key, migration_key;
+	bool refuse_damaged;		/* --damaged-state refuse: no fallback to a previous copy */
 	bool durability_sync;		/* --durability sync; else bounded=durability_ms */
 	unsigned int durability_ms;	/* --durability bounded=MS; default 1000 */
 	char **args;			/* the copy of argv the strings point into */

@@ -238,7 +238,14 @@ static void core_close(struct core *core)
 static void core_start_done(struct core *core, struct core_work *job, int ret)
 {
 	free(job);
-	if (ret < 0) {
+	/*
+	 * -EIO: libtpms loaded but refused the state (logged, naming it).  The
+	 * daemon stays: commands get a TPM error, control requests their
+	 * answers, and a CMD_INIT may start the TPM once the state is mended.
+	 */
+	if (ret == -EIO) {
+		log_err("the TPM is not running: commands are answered with an error until a CMD_INIT starts it");
+	} else if (ret < 0) {
 		core_close(core);
 		if (core->cfg.on_fatal)
 			core->cfg.on_fatal(core->cfg.fatal_arg);

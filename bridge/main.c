@@ -25,6 +25,7 @@
 #include "log.h"
 #include "loop.h"
 #include "state.h"
+#include "state-cmd.h"
 #include "tpm.h"
 
 #define VTPM_BRIDGE_VERSION "0.1.0"
@@ -113,6 +114,7 @@ static int state_open(struct daemon *d)
 		.tpm2 = d->cfg.tpm2,
 		.durability = d->cfg.durability_sync ? STATE_DURABILITY_SYNC : STATE_DURABILITY_BOUNDED,
 		.durability_ms = d->cfg.durability_ms,
+		.refuse_damaged = d->cfg.refuse_damaged,
 		.key = &d->state_key,
 	};
 	int ret;
@@ -418,7 +420,8 @@ static int daemon_run(struct daemon *d)
 
 	if (d->cfg.daemon && daemonize(d) < 0)
 		return 1;
-	if (state_open(d) < 0)
+	/* What can be checked without libtpms fails the start here, naming the file. */
+	if (state_open(d) < 0 || state_check_integrity(d->state) < 0)
 		return 1;
 	ec.state = d->state;
 	if (emu_create(&d->emu, &ec) < 0 || loop_create(&d->loop) < 0)
@@ -463,7 +466,7 @@ static int daemon_run(struct daemon *d)
 	}
 	if (d->cfg.runas && drop_privileges(d->cfg.runas) < 0)
 		return 1;
-	if (keys_read(d) < 0)
+	if (keys_read(d) < 0 || state_check_key(d->state) < 0)
 		return 1;
 	d->started = true;
 	daemon_check_ready(d);
@@ -504,6 +507,8 @@ int main(int argc, char **argv)
 
 	/* One malloc arena: the worker's would hold its own dirty pages per instance. */
 	mallopt(M_ARENA_MAX, 1);
+	if (argc >= 2 && !strcmp(argv[1], "state"))
+		return state_cmd_main(argc - 1, argv + 1);
 	if (cli_parse(argc, argv, &d.cfg) < 0) {
 		cli_free(&d.cfg);
 		return 1;

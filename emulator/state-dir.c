@@ -802,6 +802,58 @@ static void state_dir_destroy(struct state_store *st)
 	free(dir);
 }
 
+/* ---- the previous copy, and damaged files ---- */
+
+
+static int state_dir_read_prev(struct state_store *st, enum state_kind kind, uint8_t **file, size_t *len)
+{
+	struct state_dir *dir = state_dir_of(st);
+	char name[STATE_NAME_MAX];
+	int dfd, fd, ret;
+
+	dfd = state_dir_name_with(dir, kind, STATE_PREV_SUFFIX, name);
+	if (dfd < 0)
+		return dfd;
+	fd = openat(dfd, name, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ret = state_dir_read(dir, fd, name, file, len);
+	close(fd);
+	return ret;
+}
+
+/* tpm2-00.permall -> tpm2-00.permall.damaged-YYYYmmddTHHMMSSZ[-N], never over another file. */
+static int state_dir_set_aside(struct state_store *st, enum state_kind kind, char **kept)
+{
+	struct state_dir *dir = state_dir_of(st);
+	char name[STATE_NAME_MAX], aside[STATE_NAME_MAX + 32], stamp[24];
+	time_t now = time(NULL);
+	struct tm tm;
+	int dfd, ret = -EEXIST;
+
+	dfd = state_dir_at(dir, kind, name);
+	if (dfd < 0)
+		return dfd;
+	if (!gmtime_r(&now, &tm) || !strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%SZ", &tm))
+		return -EINVAL;
+	for (unsigned int n = 0; n < 100 && ret == -EEXIST; n++) {
+		int len = n ? snprintf(aside, sizeof(aside), "%s.damaged-%s-%u", name, stamp, n)
+			    : snprintf(aside, sizeof(aside), "%s.damaged-%s", name, stamp);
+
+		if (len < 0 || (size_t)len >= sizeof(aside))
+			return -ENAMETOOLONG;
+		ret = renameat2(dfd, name, dfd, aside, RENAME_NOREPLACE) < 0 ? -errno : 0;
+	}
+	if (ret) {
+		log_errno(LOG_ERR, -ret, "%s: cannot move the damaged %s aside", st->name, name);
+		return ret;
+	}
+	if (fsync(dfd) < 0)
+		log_errno(LOG_WARNING, errno, "%s: fsync after moving %s aside", st->name, name);
+	*kept = strdup(aside);
+	return *kept ? 0 : -ENOMEM;
+}
+
 static const struct state_store_ops state_dir_ops = {
 	.check = state_dir_check,
 	.lock = state_dir_lock,
@@ -811,6 +863,8 @@ static const struct state_store_ops state_dir_ops = {
 	.remove = state_dir_remove,
 	.flush = state_dir_flush,
 	.list = state_dir_list,
+	.read_prev = state_dir_read_prev,
+	.set_aside = state_dir_set_aside,
 	.destroy = state_dir_destroy,
 };
 

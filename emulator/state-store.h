@@ -24,6 +24,17 @@ struct state_store_ops {
 	int (*remove)(struct state_store *st, enum state_kind kind);
 	int (*flush)(struct state_store *st);	/* NULL: every store is durable when it returns */
 	int (*list)(struct state_store *st, struct state_info out[STATE_LINEAR_SLOTS], size_t *n);
+	/*
+	 * The previous good copy (the state before the last commit), for a
+	 * fallback when the current one is damaged; -ENOENT when none is kept.
+	 * NULL: the backend keeps none.
+	 */
+	int (*read_prev)(struct state_store *st, enum state_kind kind, uint8_t **file, size_t *len);
+	/*
+	 * Moves a damaged current state out of the way under a new name, never
+	 * over an existing file, and returns that name (malloc'ed) in *kept.
+	 */
+	int (*set_aside)(struct state_store *st, enum state_kind kind, char **kept);
 	void (*destroy)(struct state_store *st);	/* frees the backend's container */
 };
 
@@ -38,6 +49,7 @@ struct state_store {
 	enum state_durability durability;
 	unsigned int durability_ms;
 	bool locked;
+	bool refuse_damaged;		/* --damaged-state refuse: no fallback to the previous copy */
 	bool dir;			/* the directory backend: messages name tpm2-00.<name> */
 	const struct state_key *key;	/* the caller's; NULL or len 0: plain states */
 };

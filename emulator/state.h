@@ -170,6 +170,12 @@ struct state_config {
 	 * (the key is read after --runas, as swtpm does); NULL or len 0: none.
 	 */
 	const struct state_key *key;
+	/*
+	 * A state that fails its integrity check is never used and never
+	 * overwritten.  false: the previous good copy is used instead, loudly;
+	 * true: the load fails.
+	 */
+	bool refuse_damaged;
 };
 
 /*
@@ -181,6 +187,9 @@ int state_store_open(struct state_store **out, const struct state_config *cfg);
 void state_store_close(struct state_store *st);	/* releases the lock; NULL is fine */
 /* "state directory /x" or "state file /x", for messages. */
 const char *state_store_name(const struct state_store *st);
+/* A kind's file in messages: "tpm2-00.permall", or "permall section" in a linear file. */
+#define STATE_LABEL_MAX 48
+const char *state_label(const struct state_store *st, enum state_kind kind, char *buf, size_t size);
 /*
  * At start-up, before anything listens: the directory must exist; a file
  * or device, if it exists, must be one we may serve (not foreign data).
@@ -222,6 +231,35 @@ int state_remove(struct state_store *st, enum state_kind kind);	/* absent is fin
  * GET_STATEBLOB, exit); an earlier failed sync is returned again.
  */
 int state_flush(struct state_store *st);
+
+/* What state_verify found for one kind of state. */
+struct state_verdict {
+	enum state_kind kind;
+	int ret;			/* 0 intact, -ENOENT absent, -EBADMSG damaged, else unreadable */
+	size_t size;
+	struct state_file_report rep;
+	int prev_ret;			/* the same for the previous copy (-ENOENT: none kept) */
+	size_t prev_size;
+	struct state_file_report prev_rep;
+};
+/*
+ * Reads and checks every state and its previous copy without a key,
+ * libtpms or the lock, and changes nothing: for the start-up check and
+ * `vtpm-bridge state verify`.  Returns 0 once every kind was looked at.
+ */
+int state_verify(struct state_store *st, struct state_verdict out[STATE_LINEAR_SLOTS]);
+/*
+ * The start-up check, before anything listens: logs each damaged state
+ * and what will happen to it.  -EBADMSG when one can be neither used nor
+ * replaced by its previous copy, so the start must fail.
+ */
+int state_check_integrity(struct state_store *st);
+/*
+ * Once the key is read, before anything is served: every intact state
+ * decrypts with it.  A wrong key is an error naming the file, at start-up
+ * rather than at the first command.
+ */
+int state_check_key(struct state_store *st);
 
 /* For --print-states: the states present, with their size as swtpm reports it. */
 struct state_info {

@@ -41,6 +41,9 @@ struct emu {
 	uint8_t *resp;		/* libtpms reallocates it as needed */
 	uint32_t resp_cap;
 	uint8_t fail[10];	/* an error response made here */
+	/* Since the last start: the kinds libtpms was given (1 << kind), and whether one could not be read. */
+	unsigned int loaded_kinds;
+	bool load_failed;
 };
 
 /*
@@ -106,8 +109,10 @@ static TPM_RESULT emu_cb_load(unsigned char **data, uint32_t *length, uint32_t t
 	if (ret < 0 || len > UINT32_MAX) {
 		if (ret == 0)
 			free(payload);
+		emu_current->load_failed = true;
 		return TPM_FAIL;
 	}
+	emu_current->loaded_kinds |= 1u << kind;
 	*data = payload;
 	*length = (uint32_t)len;
 	return TPM_SUCCESS;
@@ -251,6 +256,31 @@ static bool emu_may_write(struct emu *emu)
 	return state_locked(emu->cfg.state) || emu_lock_storage(emu) == PTM_RES_SUCCESS;
 }
 
+/* Why the TPM did not start, naming the files libtpms was given. */
+static void emu_start_error(const struct emu *emu, TPM_RESULT rc)
+{
+	char files[3 * (STATE_LABEL_MAX + 2)] = "", label[STATE_LABEL_MAX];
+
+	if (emu->load_failed) {
+		log_err("the TPM cannot start from %s: a state could not be used (see above)",
+			state_store_name(emu->cfg.state));
+		return;
+	}
+	for (enum state_kind k = STATE_PERMANENT; k <= STATE_SAVESTATE; k++) {
+		if (!(emu->loaded_kinds & (1u << k)))
+			continue;
+		if (files[0])
+			strcat(files, ", ");
+		strcat(files, state_label(emu->cfg.state, k, label, sizeof(label)));
+	}
+	if (files[0])
+		log_err("%s: libtpms refused the state in %s (libtpms error 0x%x); the files are left as they are",
+			state_store_name(emu->cfg.state), files, rc);
+	else
+		log_err("%s: libtpms could not make a new TPM (libtpms error 0x%x)",
+			state_store_name(emu->cfg.state), rc);
+}
+
 uint32_t emu_start(struct emu *emu, bool delete_volatile)
 {
 	TPM_RESULT rc;
@@ -268,12 +298,13 @@ uint32_t emu_start(struct emu *emu, bool delete_volatile)
 		if (ret < 0)
 			return PTM_RES_FAIL;
 	}
+	emu->loaded_kinds = 0;
+	emu->load_failed = false;
 	rc = libtpms.TPMLIB_RegisterCallbacks(&emu_callbacks);
 	if (rc == TPM_SUCCESS)
 		rc = libtpms.TPMLIB_MainInit();
 	if (rc != TPM_SUCCESS) {
-		log_err("TPM start-up from %s failed: libtpms error 0x%x",
-			state_store_name(emu->cfg.state), rc);
+		emu_start_error(emu, rc);
 		return rc;
 	}
 	emu->running = true;

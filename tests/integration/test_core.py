@@ -242,11 +242,15 @@ def _(ctx):
 
 @test('core/failed-start-answers-queued', labels=ONLY_OURS)
 def _(ctx):
-    """A state file libtpms cannot start from: what waited behind the start
-    gets an error reply (not EOF), the process exits 1 naming the directory."""
+    """A state file libtpms cannot start from, though its frame is whole (as
+    swtpm writes it: no integrity tag): what waited behind the start gets an
+    error reply (not EOF), the log names the file, and the daemon stays up
+    for a CMD_INIT once the state is mended."""
     state = ctx.mkdir('bad')
+    payload = b'\x00\x03\xab\x36\x47\x23\x00\x03' + b'garbage' * 10 + b'\xab\x36\x47\x23'
+    body = struct.pack('>HI', 1, len(payload)) + payload
     with open(os.path.join(state, 'tpm2-00.permall'), 'wb') as f:
-        f.write(b'\x00\x02' + b'garbage' * 10)
+        f.write(struct.pack('>BBHHI', 2, 1, 10, 0, 10 + len(body)) + body)
     d = ctx.start(state=state, ready=False, name='bad')
     wait_for(lambda: os.path.exists(d.ctrl_addr) and os.path.exists(d.data_addr), 5)
     data, ctrl = d.data(), d.ctrl()
@@ -260,8 +264,28 @@ def _(ctx):
     finally:
         data.close()
         ctrl.close()
-    check(d.wait_exit(5) == 1, 'exit status after a failed start')
-    check(state in d.log() + d.stderr(), 'no message naming %s' % state)
+    d.check_alive('after a failed start')
+    check('tpm2-00.permall' in d.log() + d.stderr(), 'no message naming tpm2-00.permall')
+    # mended (removed: a new TPM is wanted), a CMD_INIT starts the TPM
+    os.unlink(os.path.join(state, 'tpm2-00.permall'))
+    with d.ctrl() as c:
+        check(c.init() == 0, 'INIT after the state was mended')
+    d.tpm(tpm2.startup(), what='Startup after the mended INIT')
+
+
+@test('core/malformed-state-fails-start', labels=ONLY_OURS)
+def _(ctx):
+    """What can be checked without libtpms is checked before anything
+    listens: a malformed state file fails the start with exit 1 naming it."""
+    state = ctx.mkdir('bad')
+    with open(os.path.join(state, 'tpm2-00.permall'), 'wb') as f:
+        f.write(b'\x00\x02' + b'garbage' * 10)
+    d = ctx.start(state=state, ready=False, name='bad')
+    check(d.wait_exit(5) == 1, 'exit status after a malformed state')
+    text = d.log() + d.stderr()
+    check(state in text and 'tpm2-00.permall' in text,
+          'no message naming the file: %s' % text.strip()[-300:])
+    check(not os.path.exists(d.data_addr), 'the data socket was created before the check')
 
 
 # ------------------------------------------------------------ 9. directory fsync after the rename
