@@ -27,7 +27,9 @@ FUSE_LIBS := $(shell $(PKG_CONFIG) --libs fuse3 2>/dev/null)
 # Kernel uevents (bridge/uevent.c) arrive on a libnl-3 netlink socket.
 NL_CFLAGS := $(shell $(PKG_CONFIG) --cflags libnl-3.0 2>/dev/null)
 NL_LIBS := $(shell $(PKG_CONFIG) --libs libnl-3.0 2>/dev/null)
-LDLIBS += $(FUSE_LIBS) $(NL_LIBS) -ldl -lpthread
+# The seccomp allow-list (bridge/sandbox.c): linked, it is installed at every start anyway.
+SECCOMP_LIBS := $(shell $(PKG_CONFIG) --libs libseccomp 2>/dev/null)
+LDLIBS += $(FUSE_LIBS) $(NL_LIBS) $(SECCOMP_LIBS) -ldl -lpthread
 
 ifeq ($(V),1)
 Q :=

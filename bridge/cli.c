@@ -40,6 +40,7 @@ enum {
 	OPT_FD,
 	OPT_KEY,
 	OPT_MIGRATION_KEY,
+	OPT_SECCOMP,
 	OPT_DAMAGED_STATE,
 	OPT_DURABILITY,
 	OPT_UNSUPPORTED,
@@ -76,10 +77,10 @@ static const struct option cli_options[] = {
 	{ "fd", required_argument, NULL, OPT_FD },
 	{ "key", required_argument, NULL, OPT_KEY },
 	{ "migration-key", required_argument, NULL, OPT_MIGRATION_KEY },
+	{ "seccomp", required_argument, NULL, OPT_SECCOMP },
 	{ "damaged-state", required_argument, NULL, OPT_DAMAGED_STATE },
 	{ "durability", required_argument, NULL, OPT_DURABILITY },
 	/* Later issues add these; until then they are refused by name. */
-	{ "seccomp", required_argument, NULL, OPT_UNSUPPORTED },
 	{ "profile", required_argument, NULL, OPT_UNSUPPORTED },
 	{ NULL, 0, NULL, 0 },
 };
@@ -90,7 +91,7 @@ static const struct option cli_options[] = {
  * each is parsed, once the loop is done.
  */
 struct cli_raw {
-	char *tpmstate, *ctrl, *server, *flags, *pid, *log, *locality, *migration, *key, *migration_key;
+	char *tpmstate, *ctrl, *server, *flags, *pid, *log, *locality, *migration, *key, *migration_key, *seccomp;
 	bool server_from_port;		/* -p came after the last --server */
 	uint16_t port;			/* -p N */
 	char port_env[8];		/* -p's N in decimal: swtpm puts it in $TPM_PORT */
@@ -584,6 +585,26 @@ static int cli_migration(char *list, struct cli_config *cfg)
 	return cli_flag_list("--migration", list, flags, sizeof(flags) / sizeof(flags[0]));
 }
 
+/* --seccomp action=kill|log|none, swtpm 0.7.1's words; without action= it stays kill, as there. */
+static int cli_seccomp(char *list, struct cli_config *cfg)
+{
+	static const char *const words[] = { "kill", "log", "none" };
+	static const enum sandbox_action actions[] = { SANDBOX_KILL, SANDBOX_LOG, SANDBOX_NONE };
+	struct cli_items it;
+	size_t c;
+
+	if (cli_split("--seccomp", list, &it) < 0)
+		return -1;
+	cli_items_each(&it, i) {
+		if (strcmp(it.name[i], "action"))
+			return cli_unknown(&it, i);
+		if (cli_choice(&it, i, words, 3, &c) < 0)
+			return -1;
+		cfg->seccomp = actions[c];
+	}
+	return 0;
+}
+
 /* --durability sync | bounded=MS (docs/durability-measurements.md); MS 1-60000. */
 static int cli_durability(const char *value, struct cli_config *cfg)
 {
@@ -787,6 +808,7 @@ static int cli_lists(struct cli_config *cfg, const struct cli_raw *raw)
 	    (raw->flags && cli_flags(raw->flags, cfg) < 0) ||
 	    (raw->locality && cli_locality(raw->locality, cfg) < 0) ||
 	    (raw->migration && cli_migration(raw->migration, cfg) < 0) ||
+	    (raw->seccomp && cli_seccomp(raw->seccomp, cfg) < 0) ||
 	    (raw->key && cli_key("--key", raw->key, &cfg->key) < 0) ||
 	    (raw->migration_key && cli_key("--migration-key", raw->migration_key, &cfg->migration_key) < 0) ||
 	    (raw->ctrl && cli_endpoint("--ctrl", raw->ctrl, &cfg->ctrl, true, NULL) < 0))
@@ -898,6 +920,9 @@ static int cli_option(int opt, char *arg, const char *name, struct cli_config *c
 		return 0;
 	case OPT_MIGRATION_KEY:
 		raw->migration_key = arg;
+		return 0;
+	case OPT_SECCOMP:
+		raw->seccomp = arg;
 		return 0;
 	case OPT_DAMAGED_STATE:
 		if (strcmp(arg, "fallback") && strcmp(arg, "refuse"))
@@ -1214,6 +1239,10 @@ void cli_usage(const char *prog)
 	       "  -d, --daemon           detach; the starting process exits once the daemon is\n"
 	       "                         ready (its channels listen, its devices exist)\n"
 	       "  -r, --runas USER       drop to USER once the channels and devices are open\n"
+	       "  --seccomp action=kill|log|none\n"
+	       "                         the syscall allow-list, on once start-up is done: a\n"
+	       "                         syscall off it kills the process (default), is logged\n"
+	       "                         by the kernel and allowed, or no filter\n"
 	       "  --print-capabilities   print the supported features, and the fronts this\n"
 	       "                         host can open, as JSON and exit\n"
 	       "  --print-states         print the state blobs in --tpmstate as JSON and exit\n"

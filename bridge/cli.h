@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "sandbox.h"
+
 /* One --ctrl or --server channel. */
 struct cli_endpoint {
 	bool set;
@@ -113,6 +115,7 @@ struct cli_config {
 	bool migration_incoming;
 	bool release_lock_outgoing;
 	struct cli_key key, migration_key;
+	enum sandbox_action seccomp;	/* --seccomp action=; kill unless given */
 	bool refuse_damaged;		/* --damaged-state refuse: no fallback to a previous copy */
 	bool durability_sync;		/* --durability sync; else bounded=durability_ms */
 	unsigned int durability_ms;	/* --durability bounded=MS; default 1000 */

@@ -36,6 +36,7 @@
 #include <fuse_lowlevel.h>
 
 #include <ptm.h>
+#include <seccomp.h>
 
 #include "bytes.h"
 #include "cli.h"
@@ -45,6 +46,7 @@
 #include "loop.h"
 #include "node-wait.h"
 #include "ptm-ioctl.h"
+#include "sandbox.h"
 #include "tpm-frame.h"
 
 #define CUSE_INIT_TIMEOUT_MSEC	10000	/* the kernel answers CUSE_INIT at once; this is a guard */
@@ -878,8 +880,18 @@ fail:
 	return ret;
 }
 
+/*
+ * Once serving: the device's uevent (node-wait.c).  libfuse reads requests
+ * with read() and answers with writev(), both in the base list; the
+ * kernel's CUSE_INIT leaves splice off.
+ */
+static const int cuse_front_syscalls[] = {
+	SCMP_SYS(recvmsg), SANDBOX_LIST_END
+};
+
 const struct front_ops cuse_front_ops = {
 	.name = "cuse",
 	.open = cuse_front_open,
 	.close = cuse_front_close,
+	.syscalls = cuse_front_syscalls,
 };

@@ -26,6 +26,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include <seccomp.h>
 #include <vtpm_proxy.h>
 
 #include "bytes.h"
@@ -35,6 +36,7 @@
 #include "log.h"
 #include "loop.h"
 #include "node-wait.h"
+#include "sandbox.h"
 #include "tpm-frame.h"
 
 /*
@@ -301,8 +303,14 @@ fail:
 	return ret;
 }
 
+/* Once serving: the kernel's uevents for tpmN and tpmrmN (node-wait.c); the commands are read() and write(). */
+static const int proxy_front_syscalls[] = {
+	SCMP_SYS(recvmsg), SANDBOX_LIST_END
+};
+
 const struct front_ops proxy_front_ops = {
 	.name = "vtpm-proxy",
 	.open = proxy_front_open,
 	.close = proxy_front_close,
+	.syscalls = proxy_front_syscalls,
 };

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include <ptm.h>
+#include <seccomp.h>
 #include <vtpm_proxy.h>
 
 #include "cli.h"
@@ -37,6 +38,7 @@
 #include "front.h"
 #include "log.h"
 #include "loop.h"
+#include "sandbox.h"
 #include "tpm-frame.h"
 
 #define ACCEPT_PAUSE_MSEC	100
@@ -871,8 +873,14 @@ fail:
 	return ret;
 }
 
+/* Once serving: connections (TCP_NODELAY on each), and CMD_SET_DATAFD's descriptor with its message. */
+static const int socket_front_syscalls[] = {
+	SCMP_SYS(accept4), SCMP_SYS(setsockopt), SCMP_SYS(recvmsg), SANDBOX_LIST_END
+};
+
 const struct front_ops socket_front_ops = {
 	.name = "socket",
 	.open = socket_front_open,
 	.close = socket_front_close,
+	.syscalls = socket_front_syscalls,
 };

@@ -36,6 +36,11 @@ struct front_ops {
 	int (*open)(struct front **out, const struct front_env *env);
 	/* Closes every channel and removes the files it created. */
 	void (*close)(struct front *front);
+	/*
+	 * The syscalls this front makes once it serves, beyond the daemon's
+	 * base list (sandbox.c): SCMP_SYS() numbers ending in SANDBOX_LIST_END.
+	 */
+	const int *syscalls;
 };
 
 extern const struct front_ops socket_front_ops;

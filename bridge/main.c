@@ -24,6 +24,7 @@
 #include "front.h"
 #include "log.h"
 #include "loop.h"
+#include "sandbox.h"
 #include "state.h"
 #include "state-cmd.h"
 #include "tpm.h"
@@ -93,7 +94,7 @@ static int print_capabilities(const struct cli_config *cfg)
 	bool mssim = cfg->mode == CLI_MODE_SOCKET || cfg->mode == CLI_MODE_COMBINED;
 
 	printf("{ \"type\": \"swtpm\", \"features\": [ \"tpm-1.2\", \"tpm-2.0\", \"flags-opt-startup\", "
-	       "\"flags-opt-disable-auto-shutdown\", \"ctrl-opt-terminate\", \"cmdarg-key-fd\", "
+	       "\"flags-opt-disable-auto-shutdown\", \"ctrl-opt-terminate\", \"cmdarg-seccomp\", \"cmdarg-key-fd\", "
 	       "\"cmdarg-pwd-fd\", \"cmdarg-print-states\", "
 	       "\"cmdarg-migration\", \"nvram-backend-dir\", \"nvram-backend-file\"%s%s ], "
 	       "\"fronts\": [ \"socket\"%s%s ], "
@@ -114,8 +115,8 @@ static int state_open(struct daemon *d)
 		.tpm2 = d->cfg.tpm2,
 		.durability = d->cfg.durability_sync ? STATE_DURABILITY_SYNC : STATE_DURABILITY_BOUNDED,
 		.durability_ms = d->cfg.durability_ms,
-		.refuse_damaged = d->cfg.refuse_damaged,
 		.key = &d->state_key,
+		.refuse_damaged = d->cfg.refuse_damaged,
 	};
 	int ret;
 
@@ -160,6 +161,19 @@ static int keys_read(struct daemon *d)
 			return -1;
 	}
 	return 0;
+}
+
+/*
+ * The allow-list goes on last, when only serving is left: the base list
+ * and each open front's own syscalls.
+ */
+static int sandbox_start(const struct daemon *d)
+{
+	const int *lists[sizeof(d->front_ops) / sizeof(d->front_ops[0])];
+
+	for (size_t i = 0; i < d->nfronts; i++)
+		lists[i] = d->front_ops[i]->syscalls;
+	return sandbox_install(d->cfg.seccomp, lists, d->nfronts);
 }
 
 static int print_states(struct daemon *d)
@@ -466,7 +480,7 @@ static int daemon_run(struct daemon *d)
 	}
 	if (d->cfg.runas && drop_privileges(d->cfg.runas) < 0)
 		return 1;
-	if (keys_read(d) < 0 || state_check_key(d->state) < 0)
+	if (keys_read(d) < 0 || state_check_key(d->state) < 0 || sandbox_start(d) < 0)
 		return 1;
 	d->started = true;
 	daemon_check_ready(d);

@@ -434,18 +434,29 @@ vm_result() {
 # vm_daemon_start NAME [BINARY]: start the job's daemon (or BINARY) on the
 # host as libvirt does (qemu-libvirt.md B.5), with a fresh state dir, behind
 # ctrlproxy.py; vm_qemu_start --tpm NAME connects QEMU to it.  On failure
-# reports FAIL <NAME>-start and returns 1.
+# reports FAIL <NAME>-start and returns 1.  It serves unprivileged, as
+# libvirt's swtpm_user on Debian (--runas tss), under its
+# seccomp filter with action=kill (the default, named).
 vm_daemon_start() {
-	local n=$1 bin=${2:-$VM_DAEMON_BIN} d=$VM_JOB/$1 pid ppid i t0 why
+	local n=$1 bin=${2:-$VM_DAEMON_BIN} d=$VM_JOB/$1 pid ppid i t0 why user=tss
 	if [ ${#d} -gt 90 ]; then	# sun_path holds 108 bytes
 		vm_result FAIL "$n-start" "socket directory $d is too long for a unix socket path"
 		return 1
 	fi
+	if ! id "$user" >/dev/null 2>&1; then
+		vm_result FAIL "$n-start" "no user '$user' on this host to run the daemon as (swtpm-tools makes tss)"
+		return 1
+	fi
 	mkdir -p "$d/state"
+	# The user reaches its directory (search only above it) and owns it: the
+	# state, the log, and the socket it removes at exit.
+	chmod o+x "$VM_LOG" "$VM_JOB"
+	chown "$user:" "$d" "$d/state"
 	t0=$(date +%s.%N)
 	echo "$bin" >"$d/daemon.bin"
 	"$bin" socket --ctrl "type=unixio,path=$d/ctrl.sock,mode=0600" \
 		--tpmstate "dir=$d/state,mode=0600" --log "file=$d/daemon.log" --terminate --tpm2 \
+		--runas "$user" --seccomp action=kill \
 		</dev/null >"$d/daemon.out" 2>&1 &
 	pid=$!
 	vm_track "$pid"
@@ -462,6 +473,18 @@ vm_daemon_start() {
 		return 1
 	fi
 	echo "$n: $bin pid $pid, ctrl socket after $(awk -v a="$t0" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }') s" >&2
+	# The socket comes before the drop and the filter: wait for both.
+	for i in $(seq 50); do
+		why=$(awk '/^Uid:/ { printf "uid %s/%s, ", $2, $3 } /^Seccomp:/ { printf "Seccomp %s", $2 }' \
+			"/proc/$pid/status" 2>/dev/null)
+		[ "$why" = "uid $(id -u "$user")/$(id -u "$user"), Seccomp 2" ] && break
+		sleep 0.1
+	done
+	if [ "$why" = "uid $(id -u "$user")/$(id -u "$user"), Seccomp 2" ]; then
+		vm_result PASS "$n-sandboxed"
+	else
+		vm_result FAIL "$n-sandboxed" "expected uid $(id -u "$user") ($user) and Seccomp 2 (a filter), got '$why'"
+	fi
 	python3 "$VM_HERE/tools/ctrlproxy.py" --listen "$d/proxy.sock" --connect "$d/ctrl.sock" \
 		--log "$d/ctrl.jsonl" </dev/null >"$d/proxy.out" 2>&1 &
 	ppid=$!

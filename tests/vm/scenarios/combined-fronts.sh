@@ -62,8 +62,8 @@ VM_TIMEOUT=420
 VM_COST=65
 
 CF_CUSE=vtpm-cf
-CF_SOCK=/tmp/cf.sock
-CF_CTRL=/tmp/cf.sock.ctrl
+CF_SOCK=/tmp/cf-run/cf.sock	# in the daemon user's directory: it removes them at exit
+CF_CTRL=/tmp/cf-run/cf.sock.ctrl
 CF_NV=0x1500021
 CF_D1=0000000000000000000000000000000000000000000000000000000000000001
 CF_D2=0000000000000000000000000000000000000000000000000000000000000002
@@ -145,14 +145,15 @@ cf_dt() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 # ------------------------------------------------------------ start
 
 cf_start() {
-	mkdir -p /tmp/cf-state
+	vt_user_dir /tmp/cf-state /tmp/cf-run
+	# shellcheck disable=SC2086  # VT_SANDBOX is several words
 	if cf_ours; then
 		vt_proxy_launch cf "$VT_DAEMON_BIN" --tpm2 --tpmstate dir=/tmp/cf-state --cuse $CF_CUSE \
 			--vtpm-proxy --ctrl "type=unixio,path=$CF_CTRL" --server "type=unixio,path=$CF_SOCK" \
-			--log file=/tmp/cf.log,level=2 --pid file=/tmp/cf.pid
+			--log file=/tmp/cf.log,level=2 --pid file=/tmp/cf.pid $VT_SANDBOX
 	else
 		vt_proxy_launch cf "$VT_DAEMON_BIN" chardev --vtpm-proxy --tpm2 --tpmstate dir=/tmp/cf-state \
-			--ctrl "type=unixio,path=$CF_CTRL" --log file=/tmp/cf.log,level=2 --pid file=/tmp/cf.pid
+			--ctrl "type=unixio,path=$CF_CTRL" --log file=/tmp/cf.log,level=2 --pid file=/tmp/cf.pid $VT_SANDBOX
 	fi
 }
 

@@ -72,16 +72,18 @@ vm_guest() {
 	PCR0=$(vt_seabios_pcr0)
 	vt_info "$(qemu-system-x86_64 --version | head -n 1)"
 
-	mkdir -p /tmp/cp-state
+	vt_user_dir /tmp/cp-state
 	t0=$(vt_now)
+	# shellcheck disable=SC2086  # VT_SANDBOX is several words
 	if ! vt_proxy_launch cp "$VT_DAEMON_BIN" --tpm2 --tpmstate dir=/tmp/cp-state --cuse $CP_NAME \
-			--vtpm-proxy --log file=/tmp/cp.log,level=2 --pid file=/tmp/cp.pid; then
+			--vtpm-proxy --log file=/tmp/cp.log,level=2 --pid file=/tmp/cp.pid $VT_SANDBOX; then
 		vt_fail start "no 'New TPM device' line on stdout ('$VT_PROXY_LINE'): $(vt_proxy_why cp)"
 		kill "$VT_PROXY_PID" 2>/dev/null
 		return 0
 	fi
 	dpid=$VT_PROXY_PID n=$VT_PROXY_N
 	vt_pass start "$VT_PROXY_LINE after $(vt_dt "$t0" "$(vt_now)") s"
+	vt_sandboxed sandboxed "$dpid"
 	if vt_wait_path $dev 10 && vt_wait_path "/dev/tpmrm$n" 10; then
 		vt_pass nodes "$dev ($(vt_devnum $dev)) and /dev/tpmrm$n from pid $dpid"
 	else

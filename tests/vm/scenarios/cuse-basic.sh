@@ -23,9 +23,10 @@ CB_MAJOR=260		# a fixed major no driver of this kernel registers
 # cb_start NAME ARGS...: the daemon as `swtpm cuse` is started (it detaches once the node exists)
 cb_start() {
 	_n=$1; shift
-	mkdir -p "/tmp/$_n"
+	vt_user_dir "/tmp/$_n"
+	# shellcheck disable=SC2086  # VT_SANDBOX is several words
 	"$VT_DAEMON_BIN" cuse -n "$_n" --tpmstate "dir=/tmp/$_n" --pid "file=/tmp/$_n.pid" \
-		--log "file=/tmp/$_n.log,level=2" "$@"
+		--log "file=/tmp/$_n.log,level=2" $VT_SANDBOX "$@"
 }
 
 # cb_ioctl NAME CHECK ARGS...: swtpm_ioctl on /dev/NAME, PASS by its status

@@ -32,9 +32,10 @@ vm_host() { vm_cuse_host; }
 
 vm_guest() {
 	dev=/dev/vtpm-hostile
-	mkdir -p /tmp/st
+	vt_user_dir /tmp/st
 	vt_asan_daemon
-	"$VT_DAEMON_BIN" cuse -n vtpm-hostile --tpm2 --tpmstate dir=/tmp/st --log file=/tmp/daemon.log -f \
+	# shellcheck disable=SC2086  # VT_SANDBOX is several words
+	"$VT_DAEMON_BIN" cuse -n vtpm-hostile --tpm2 --tpmstate dir=/tmp/st --log file=/tmp/daemon.log -f $VT_SANDBOX \
 		>/tmp/daemon.out 2>&1 &
 	dpid=$!
 	i=0

@@ -96,9 +96,10 @@ vm_guest() {
 	epid=$!
 	cuse-echo --libtpms vtpm-min >/tmp/vtpm-min.out 2>&1 &
 	mpid=$!
-	mkdir -p /tmp/st
+	vt_user_dir /tmp/st
+	# shellcheck disable=SC2086  # VT_SANDBOX is several words
 	"$VT_DAEMON_BIN" cuse -n vtpm-lat --tpm2 --tpmstate dir=/tmp/st --flags not-need-init,startup-clear \
-		--log file=/tmp/daemon.log -f >/tmp/vtpm-lat.out 2>&1 &
+		--log file=/tmp/daemon.log -f $VT_SANDBOX >/tmp/vtpm-lat.out 2>&1 &
 	dpid=$!
 	cl_wait_dev vtpm-echo $epid && cl_wait_dev vtpm-min $mpid && cl_wait_dev vtpm-lat $dpid ||
 		return 0

@@ -64,9 +64,10 @@ vm_guest() {
 	PCR0_SEABIOS=$(vt_seabios_pcr0)
 	vt_info "$(qemu-system-x86_64 --version | head -n 1)"
 
-	mkdir -p /tmp/st
+	vt_user_dir /tmp/st
 	t0=$(vt_now)
-	"$VT_DAEMON_BIN" cuse -n $PT_NAME --tpm2 --tpmstate dir=/tmp/st --log file=/tmp/daemon.log -f \
+	# shellcheck disable=SC2086  # VT_SANDBOX is several words
+	"$VT_DAEMON_BIN" cuse -n $PT_NAME --tpm2 --tpmstate dir=/tmp/st --log file=/tmp/daemon.log -f $VT_SANDBOX \
 		>/tmp/daemon.out 2>&1 &
 	dpid=$!
 	i=0
@@ -76,6 +77,7 @@ vm_guest() {
 		vt_fail cuse-device "no $dev: $(tail -n 3 /tmp/daemon.out /tmp/daemon.log 2>/dev/null | tr '\n' ' ' | cut -c1-300)"
 		return 0
 	fi
+	vt_sandboxed sandboxed "$dpid"
 	vt_run ioctl-init swtpm_ioctl -i --tpm-device $dev
 	# before SeaBIOS: INIT done, no TPM2_Startup yet
 	if tpm2_pcrread -T device:$dev sha256:0 >/tmp/pre.out 2>&1; then

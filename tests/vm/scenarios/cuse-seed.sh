@@ -21,9 +21,10 @@ vm_host() { vm_cuse_host; }
 # background of this shell; sets CUSE_PID; PASS/FAIL device-NAME
 cuse_start() {
 	_nm=$1; shift
-	rm -rf "/tmp/st-$_nm"; mkdir -p "/tmp/st-$_nm"
+	rm -rf "/tmp/st-$_nm"; vt_user_dir "/tmp/st-$_nm"
+	# shellcheck disable=SC2086  # VT_SANDBOX is several words
 	"$VT_DAEMON_BIN" cuse -n "$_nm" --tpm2 --tpmstate "dir=/tmp/st-$_nm" \
-		--log "file=/tmp/daemon-$_nm.log" -f "$@" >"/tmp/daemon-$_nm.out" 2>&1 &
+		--log "file=/tmp/daemon-$_nm.log" -f $VT_SANDBOX "$@" >"/tmp/daemon-$_nm.out" 2>&1 &
 	CUSE_PID=$!
 	_i=0
 	while [ ! -c "/dev/$_nm" ] && [ $_i -lt 100 ] && kill -0 $CUSE_PID 2>/dev/null; do

@@ -35,10 +35,11 @@ vm_stage() { vm_stage_kselftests "$1"; }
 
 vm_guest() {
 	vt_no_other_tpm || return 0
-	mkdir -p /tmp/st
+	vt_user_dir /tmp/st
 	t0=$(vt_now)
+	# shellcheck disable=SC2086  # VT_SANDBOX is several words
 	"$VT_DAEMON_BIN" cuse -n tpm0 --tpm2 --tpmstate dir=/tmp/st --flags not-need-init,startup-clear \
-		--log file=/tmp/daemon.log -f >/tmp/daemon.out 2>&1 &
+		--log file=/tmp/daemon.log -f $VT_SANDBOX >/tmp/daemon.out 2>&1 &
 	dpid=$!
 	i=0
 	while [ ! -c /dev/tpm0 ] && [ $i -lt 100 ] && kill -0 $dpid 2>/dev/null; do sleep 0.1; i=$((i + 1)); done
@@ -47,6 +48,7 @@ vm_guest() {
 		vt_fail cuse-tpm0 "no /dev/tpm0: $(tail -n 3 /tmp/daemon.out /tmp/daemon.log 2>/dev/null | tr '\n' ' ' | cut -c1-300)"
 		return 0
 	fi
+	vt_sandboxed sandboxed "$dpid"
 	# a CUSE device has no resource-manager node: what opens tpmrm0 is a SKIP
 	vt_kselftests "SmokeTest SpaceTest AsyncTest" \
 		"opens /dev/tpmrm0 (the kernel's TPM resource manager, FLAG_SPACE); a CUSE device has no tpmrm node"

@@ -86,8 +86,9 @@ pb_serves() {
 pb_start() {
 	_c=$1 _pn=$2 _sd=$3
 	shift 3
-	mkdir -p "$_sd"
-	if vt_proxy_start "$_pn" --tpmstate "dir=$_sd" --pid "file=/tmp/$_pn.pid" "$@"; then
+	vt_user_dir "$_sd"
+	# shellcheck disable=SC2086  # VT_SANDBOX is several words
+	if vt_proxy_start "$_pn" --tpmstate "dir=$_sd" --pid "file=/tmp/$_pn.pid" $VT_SANDBOX "$@"; then
 		vt_pass "$_c" "$VT_PROXY_LINE"
 		return 0
 	fi
@@ -208,10 +209,11 @@ pb_hostile() {
 
 # pb_closed_stdout: instance c, its stdout a pipe whose reader has exited
 pb_closed_stdout() {
-	mkdir -p /tmp/c
+	vt_user_dir /tmp/c
 	rm -f /tmp/c.rc /tmp/c.pid
+	# shellcheck disable=SC2086  # VT_SANDBOX is several words
 	( "$VT_DAEMON_BIN" chardev --vtpm-proxy --tpm2 --tpmstate dir=/tmp/c --pid file=/tmp/c.pid \
-		--log file=/tmp/c.log 2>/tmp/c.err; echo $? >/tmp/c.rc ) | head -n 1 >/tmp/c.line &
+		--log file=/tmp/c.log $VT_SANDBOX 2>/tmp/c.err; echo $? >/tmp/c.rc ) | head -n 1 >/tmp/c.line &
 	hpid=$!		# head: the pipeline's last process
 	_i=0
 	while vt_alive $hpid && [ $_i -lt 300 ]; do sleep 0.1; _i=$((_i + 1)); done
@@ -257,10 +259,11 @@ pb_closed_stdout() {
 # pb_stdout_gone: instance g, its stdout a pipe that has no reader left
 # when the device line is written (the write gets EPIPE, or SIGPIPE)
 pb_stdout_gone() {
-	mkdir -p /tmp/g
+	vt_user_dir /tmp/g
 	rm -f /tmp/g.fifo
 	mkfifo /tmp/g.fifo
-	"$VT_DAEMON_BIN" chardev --vtpm-proxy --tpm2 --tpmstate dir=/tmp/g --log file=/tmp/g.log \
+	# shellcheck disable=SC2086  # VT_SANDBOX is several words
+	"$VT_DAEMON_BIN" chardev --vtpm-proxy --tpm2 --tpmstate dir=/tmp/g --log file=/tmp/g.log $VT_SANDBOX \
 		>/tmp/g.fifo 2>/tmp/g.err &
 	gpid=$!
 	# the open returns once the daemon's side is open (before its exec);
@@ -298,9 +301,10 @@ pb_stdout_gone() {
 
 # pb_daemon: instance d, --daemon
 pb_daemon() {
-	mkdir -p /tmp/d
+	vt_user_dir /tmp/d
+	# shellcheck disable=SC2086  # VT_SANDBOX is several words
 	"$VT_DAEMON_BIN" chardev --vtpm-proxy --tpm2 --tpmstate dir=/tmp/d --pid file=/tmp/d.pid \
-		--log file=/tmp/d.log --daemon >/tmp/d.out 2>/tmp/d.err
+		--log file=/tmp/d.log --daemon $VT_SANDBOX >/tmp/d.out 2>/tmp/d.err
 	rc=$?
 	# (as vt_proxy_start: the nodes at this moment, without a fork)
 	VT_PROXY_AT_LINE=""

@@ -61,11 +61,12 @@ vm_host() {
 
 # pl_exec SUBJECT: become that subject's process (stdout: its device line)
 pl_exec() {
+	# shellcheck disable=SC2086  # the *SANDBOX options are several words
 	case $1 in
 	echo) exec proxy-echo ;;
 	min) exec proxy-echo --libtpms ;;
-	swtpm) exec /usr/bin/swtpm chardev --vtpm-proxy --tpm2 --tpmstate dir=/tmp/st-swtpm ;;
-	ours) exec "$VT_DAEMON_BIN" chardev --vtpm-proxy --tpm2 --tpmstate dir=/tmp/st-ours ;;
+	swtpm) exec /usr/bin/swtpm chardev --vtpm-proxy --tpm2 --tpmstate dir=/tmp/st-swtpm $VT_SWTPM_SANDBOX ;;
+	ours) exec "$VT_DAEMON_BIN" chardev --vtpm-proxy --tpm2 --tpmstate dir=/tmp/st-ours $VT_SANDBOX ;;
 	esac
 }
 
@@ -152,7 +153,7 @@ vm_guest() {
 		vt_fail vtpmx "no /dev/vtpmx after modprobe tpm_vtpm_proxy"
 		return 0
 	fi
-	mkdir -p /tmp/st-swtpm /tmp/st-ours
+	vt_user_dir /tmp/st-swtpm /tmp/st-ours
 	base=$PL_SUBJECTS order=""
 	PL_R=1
 	while [ $PL_R -le $PL_ROUNDS ]; do

@@ -27,9 +27,10 @@ vm_stage() { vm_stage_kselftests "$1"; }
 vm_guest() {
 	# the tests open /dev/tpm0 and /dev/tpmrm0 by name: the daemon's TPM must be the only one
 	vt_no_other_tpm || return 0
-	mkdir -p /tmp/st
+	vt_user_dir /tmp/st
 	t0=$(vt_now)
-	if ! vt_proxy_start tpmd --tpm2 --tpmstate dir=/tmp/st --log file=/tmp/tpmd.log; then
+	# shellcheck disable=SC2086  # VT_SANDBOX is several words
+	if ! vt_proxy_start tpmd --tpm2 --tpmstate dir=/tmp/st --log file=/tmp/tpmd.log $VT_SANDBOX; then
 		vt_fail device-line "no 'New TPM device' line on stdout: '$VT_PROXY_LINE' $(vt_proxy_why tpmd)"
 		kill "$VT_PROXY_PID" 2>/dev/null
 		return 0
@@ -47,6 +48,7 @@ vm_guest() {
 		kill "$dpid"
 		return 0
 	fi
+	vt_sandboxed sandboxed "$dpid"
 
 	vt_kselftests "SmokeTest SpaceTest AsyncTest"
 
