@@ -66,7 +66,7 @@ fail_all() {	# CHECK WHY: the suite cannot run at all
 missing=""
 for t in qemu-system-x86_64:qemu-system-x86 swtpm:swtpm busybox:busybox-static cpio:cpio \
 		depmod:kmod python3:python3 tpm2:tpm2-tools apt-get:apt dpkg:dpkg ldd:libc-bin \
-		flock:util-linux cc:build-essential; do
+		flock:util-linux cc:build-essential dmsetup:dmsetup mkfs.xfs:xfsprogs mkfs.ext4:e2fsprogs; do
 	command -v "${t%%:*}" >/dev/null 2>&1 || missing="$missing ${t%%:*} (${t#*:})"
 done
 [ -e /usr/share/seabios/bios-256k.bin ] || missing="$missing SeaBIOS (seabios)"

@@ -187,7 +187,9 @@ vm_stage_elf() {	# STAGE SRC [DEST]: an executable (symlinks kept) and its libra
 		ln -sf "$tgt" "$s$dest"
 		return 0
 	fi
-	[ -e "$s$dest" ] && return 0
+	# (a busybox applet link of the same name, mke2fs say, gives way to the real binary)
+	[ -e "$s$dest" ] && [ "$(readlink "$s$dest")" != /usr/bin/busybox ] && return 0
+	rm -f "$s$dest"
 	install -D -m 0755 "$(readlink -f "$src")" "$s$dest" || return 1
 	vm_stage_deps "$s" "$src"
 }
