@@ -8,7 +8,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <signal.h>
 #include <stdint.h>
 #include <sys/prctl.h>
@@ -119,19 +118,6 @@ static int blob_decode_abc(const uint8_t *blob, size_t len, uint32_t req_flags)
 	if (ret)
 		return ret;
 	return n == 3 && memcmp(p, "abc", 3) == 0 ? 0 : -EPROTO;
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-	(void)st;
-	(void)flag;
-	(void)ftw;
-	return remove(path);
-}
-
-static void rm_tree(const char *dir)
-{
-	nftw(dir, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 static char *make_tmpdir(char *buf, size_t size)

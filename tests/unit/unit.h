@@ -6,6 +6,7 @@
 #ifndef VTPM_UNIT_H
 #define VTPM_UNIT_H
 
+#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,6 +58,20 @@ int main(void)								\
 {									\
 	static const struct unit_test unit_tests[] = { __VA_ARGS__ };	\
 	return unit_run(suite, unit_tests, sizeof(unit_tests) / sizeof(unit_tests[0])); \
+}
+
+/* Removes a test's temporary directory and everything in it. */
+static inline int unit_rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	return remove(path);
+}
+
+static inline void rm_tree(const char *dir)
+{
+	nftw(dir, unit_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 #endif

@@ -58,6 +58,11 @@ pt_reader() {
 	done
 }
 
+# pt_pcr0 DEV: PCR 0 (sha256) in hex, empty if the read failed (stderr in /tmp/pcr.err)
+pt_pcr0() {
+	tpm2_pcrread -T device:$1 sha256:0 2>/tmp/pcr.err | sed -n 's/^ *0 *: *0x\([0-9A-Fa-f]*\).*/\1/p'
+}
+
 vm_guest() {
 	dev=/dev/$PT_NAME
 	Z=0000000000000000000000000000000000000000000000000000000000000000
@@ -115,13 +120,23 @@ vm_guest() {
 	vt_nested_results $PT_MAX
 
 	# nested QEMU is gone: PCR 0 over the same device
-	v=$(tpm2_pcrread -T device:$dev sha256:0 2>/tmp/pcr.err | sed -n 's/^ *0 *: *0x\([0-9A-Fa-f]*\).*/\1/p')
+	v=$(pt_pcr0 $dev)
+	again=""
+	if [ "$v" = "$Z" ]; then
+		# SeaBIOS drops a TPM without a word when a command outlasts its TIS
+		# timeouts (0.75-2 s of its clock), which nested TCG on a loaded host
+		# can reach: one more boot, and the pass says so.
+		vt_info "PCR0 zero after the nested boot (SeaBIOS measured nothing): one more boot"
+		vt_nested_boot $dev $PT_MAX
+		v=$(pt_pcr0 $dev)
+		again=", on a second nested boot (the first measured nothing)"
+	fi
 	if [ "$v" = "$PCR0_SEABIOS" ]; then
-		vt_pass pcr0 "PCR0 sha256=$v = SHA256(0^32 || SHA256(ff ff ff ff)), SeaBIOS's separator"
+		vt_pass pcr0 "PCR0 sha256=$v = SHA256(0^32 || SHA256(ff ff ff ff)), SeaBIOS's separator$again"
 	elif [ -z "$v" ]; then
 		vt_fail pcr0 "tpm2_pcrread failed: $(tail -n 2 /tmp/pcr.err | tr '\n' ' ')"
 	elif [ "$v" = "$Z" ]; then
-		vt_fail pcr0 "PCR0 is zero: SeaBIOS measured nothing into this TPM; SeaBIOS's TPM lines: $(grep -i 'tpm' /tmp/seabios.log | tail -n 6 | tr '\n' '|' | cut -c1-400)"
+		vt_fail pcr0 "PCR0 is zero after two nested boots: SeaBIOS measured nothing into this TPM"
 	else
 		vt_fail pcr0 "PCR0 sha256=$v, expected $PCR0_SEABIOS (SeaBIOS's separator alone)"
 	fi
