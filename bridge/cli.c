@@ -1096,7 +1096,8 @@ int cli_parse(int argc, char **argv, struct cli_config *cfg)
 	/* swtpm cuse detaches unless told -f. */
 	cfg->daemon = cfg->mode == CLI_MODE_CUSE;
 
-	optind = 1;
+	/* 0, not 1: glibc's full reset, else a parse refused mid-cluster (-dX...) resumes in the next one. */
+	optind = 0;
 	opterr = 0;
 	while ((opt = getopt_long(argc, argv, shorts, cli_options, &index)) != -1) {
 		char name[64];
@@ -1114,6 +1115,8 @@ int cli_parse(int argc, char **argv, struct cli_config *cfg)
 		else
 			snprintf(name, sizeof(name), "--%s", cli_options[index].name);
 		/* -f, --fd: socket's data connection; chardev's device (refused); cuse's -f is --foreground. */
+		if (opt == 'f' && cfg->mode != CLI_MODE_CUSE && !optarg)	/* --foreground: no value */
+			return cli_error("--foreground", "%s", "is a cuse option (vtpm-bridge cuse -n NAME -f)");
 		if (opt == OPT_FD || (opt == 'f' && cfg->mode != CLI_MODE_CUSE))
 			opt = cfg->mode == CLI_MODE_SOCKET ? OPT_FD : OPT_CHARDEV;
 		if (cfg->mode != CLI_MODE_COMBINED && opt == OPT_CUSE)

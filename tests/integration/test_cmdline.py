@@ -39,6 +39,11 @@ REFUSALS = [
     ('locality-bad-parameter', ['--locality', 'bogus'], 'locality',
      ('created', 'creates the --log file before refusing, and writes the error there (stderr empty)')),
     ('log-bad-level', ['--log', 'file=LOG2,level=abc'], 'log', None),
+    # fuzz_cli found this one crashing ours (a NULL value for -f's handler)
+    ('socket-foreground', ['--foreground'], 'foreground',
+     ('multiline', 'prints the whole usage text, not a one-line error')),
+    ('damaged-state-bad-word', ['--damaged-state', 'maybe'], 'damaged-state',
+     ('multiline', 'has no --damaged-state: prints the whole usage text')),
 ]
 
 for name, extra, names, defect in REFUSALS:

@@ -17,7 +17,7 @@ import subprocess
 import tpm2
 from harness import (test, check, Fail, Skip, OURS, define_nv, expect_nv, wait_for, NV_DATA,
                      CMD_STORE_VOLATILE, CMD_CANCEL_TPM_CMD, CMD_SHUTDOWN, BLOB_PERMANENT,
-                     BLOB_VOLATILE)
+                     BLOB_VOLATILE, settled)
 from test_better import rsa_primary
 from test_cmdline import qemu_startup
 
@@ -202,6 +202,7 @@ def _modes(ctx):
     ctrl and data sockets and the log are not open to others; mode= is exact."""
     d = ctx.start(preexec_fn=lambda: os.umask(0))
     define_nv(d)
+    settled(d.state_dir)  # no .pending/.syncing file renamed away while we look
     paths = [os.path.join(d.state_dir, f) for f in os.listdir(d.state_dir) if not f.startswith('.')]
     check(paths, 'no state file after an NV write')
     bad = world_bits(paths + [d.ctrl_addr, d.data_addr, d.log_path])
@@ -209,6 +210,7 @@ def _modes(ctx):
     d.terminate()
     e = ctx.start(preexec_fn=lambda: os.umask(0), state_opts=',mode=0600', ctrl_opts=',mode=0600', name='exact')
     define_nv(e)
+    settled(e.state_dir)
     for f in os.listdir(e.state_dir):
         if not f.startswith('.'):
             m = os.stat(os.path.join(e.state_dir, f)).st_mode & 0o777
