@@ -47,18 +47,6 @@ static bool exists(const char *path)
 	return lstat(path, &sb) == 0;
 }
 
-static int write_file(const char *path, const uint8_t *data, size_t len)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	ssize_t n;
-
-	if (fd < 0)
-		return -errno;
-	n = write(fd, data, len);
-	close(fd);
-	return n == (ssize_t)len ? 0 : -EIO;
-}
-
 /* The file is exactly what state_file_encode makes of payload. */
 static bool holds(const char *path, const char *payload)
 {

@@ -175,18 +175,6 @@ static int read_file(const char *path, uint8_t **data, size_t *len)
 	return 0;
 }
 
-static int write_file(const char *path, const void *data, size_t len)
-{
-	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	ssize_t n;
-
-	if (fd < 0)
-		return -errno;
-	n = write(fd, data, len);
-	close(fd);
-	return n == (ssize_t)len ? 0 : -EIO;
-}
-
 static bool file_equals(const char *path, const void *data, size_t len)
 {
 	uint8_t *buf;

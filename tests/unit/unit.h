@@ -6,10 +6,13 @@
 #ifndef VTPM_UNIT_H
 #define VTPM_UNIT_H
 
+#include <errno.h>
+#include <fcntl.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 struct unit_test {
 	const char *name;
@@ -72,6 +75,19 @@ static inline int unit_rm_entry(const char *path, const struct stat *st, int fla
 static inline void rm_tree(const char *dir)
 {
 	nftw(dir, unit_rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+/* Writes a test's input file whole (0600): 0, or -errno / -EIO for a short write. */
+static inline int write_file(const char *path, const void *data, size_t len)
+{
+	int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = write(fd, data, len);
+	close(fd);
+	return n == (ssize_t)len ? 0 : -EIO;
 }
 
 #endif
