@@ -188,8 +188,8 @@ static void state_dir_unlock(struct state_store *st)
 /* ---- load ---- */
 
 /* fd is open on name; reads it whole, as fstat sized it. */
-static int state_dir_read(struct state_dir *dir, int fd, const char *name,
-			  uint8_t **data, size_t *len)
+static int state_dir_read_fd(struct state_dir *dir, int fd, const char *name,
+			     uint8_t **data, size_t *len)
 {
 	struct stat st;
 	uint8_t *buf;
@@ -230,11 +230,34 @@ static int state_dir_read(struct state_dir *dir, int fd, const char *name,
 	return 0;
 }
 
+/*
+ * Reads dfd/name whole; -ENOENT (not logged) when it is absent.  follow:
+ * symlinks are followed, as swtpm does for the state files; our own
+ * .prev/.pending/.syncing files never are.  O_NONBLOCK only keeps a FIFO
+ * planted under the name from hanging us; the S_ISREG check rejects it.
+ */
+static int state_dir_read(struct state_dir *dir, int dfd, const char *name, bool follow,
+			  uint8_t **data, size_t *len)
+{
+	int fd = openat(dfd, name, O_RDONLY | O_NONBLOCK | O_CLOEXEC | (follow ? 0 : O_NOFOLLOW));
+	int ret;
+
+	if (fd < 0) {
+		ret = -errno;
+		if (ret != -ENOENT)
+			log_errno(LOG_ERR, -ret, "cannot open %s/%s", dir->store.path, name);
+		return ret;
+	}
+	ret = state_dir_read_fd(dir, fd, name, data, len);
+	close(fd);
+	return ret;
+}
+
 static int state_dir_load(struct state_store *st, enum state_kind kind, uint8_t **file, size_t *len)
 {
 	struct state_dir *dir = state_dir_of(st);
 	char name[STATE_NAME_MAX];
-	int dfd, fd, ret;
+	int dfd, ret;
 
 	/* A load sees the newest store: a pending one is committed first. */
 	ret = state_dir_flush(st);
@@ -243,20 +266,7 @@ static int state_dir_load(struct state_store *st, enum state_kind kind, uint8_t 
 	dfd = state_dir_at(dir, kind, name);
 	if (dfd < 0)
 		return dfd;
-	/*
-	 * Symlinks are followed, as swtpm does.  O_NONBLOCK only keeps a FIFO
-	 * planted under the name from hanging us; the S_ISREG check rejects it.
-	 */
-	fd = openat(dfd, name, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
-	if (fd < 0) {
-		ret = -errno;
-		if (ret != -ENOENT)	/* no state yet */
-			log_errno(LOG_ERR, -ret, "cannot open %s/%s", dir->store.path, name);
-		return ret;
-	}
-	ret = state_dir_read(dir, fd, name, file, len);
-	close(fd);
-	return ret;
+	return state_dir_read(dir, dfd, name, true, file, len);
 }
 
 /* ---- store ---- */
@@ -630,28 +640,20 @@ static int state_dir_recover_kind(struct state_dir *dir, enum state_kind kind)
 		struct state_file_report rep = { .at = SIZE_MAX };
 		uint8_t *data;
 		size_t len;
-		int fd;
 
 		dfd = state_dir_name_with(dir, kind, newest_first[i], name);
 		if (dfd < 0)
 			return dfd;
-		fd = openat(dfd, name, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
-		if (fd < 0) {
-			ret = -errno;
-			if (ret == -ENOENT)
-				continue;
-			log_errno(LOG_ERR, -ret, "cannot open %s/%s", dir->store.path, name);
-			return ret;
-		}
 		if (found[0]) {
-			close(fd);
-			log_info("%s: removing %s: %s is newer", dir->store.name, name, found);
-			if (unlinkat(dfd, name, 0) < 0)
+			if (unlinkat(dfd, name, 0) == 0)
+				log_info("%s: removed %s: %s is newer", dir->store.name, name, found);
+			else if (errno != ENOENT)
 				log_errno(LOG_WARNING, errno, "cannot remove %s/%s", dir->store.path, name);
 			continue;
 		}
-		ret = state_dir_read(dir, fd, name, &data, &len);
-		close(fd);
+		ret = state_dir_read(dir, dfd, name, false, &data, &len);
+		if (ret == -ENOENT)
+			continue;
 		if (ret)
 			return ret;
 		ret = state_file_check(data, len, kind, &rep);
@@ -809,17 +811,9 @@ static int state_dir_read_prev(struct state_store *st, enum state_kind kind, uin
 {
 	struct state_dir *dir = state_dir_of(st);
 	char name[STATE_NAME_MAX];
-	int dfd, fd, ret;
+	int dfd = state_dir_name_with(dir, kind, STATE_PREV_SUFFIX, name);
 
-	dfd = state_dir_name_with(dir, kind, STATE_PREV_SUFFIX, name);
-	if (dfd < 0)
-		return dfd;
-	fd = openat(dfd, name, O_RDONLY | O_NONBLOCK | O_NOFOLLOW | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	ret = state_dir_read(dir, fd, name, file, len);
-	close(fd);
-	return ret;
+	return dfd < 0 ? dfd : state_dir_read(dir, dfd, name, false, file, len);
 }
 
 /* tpm2-00.permall -> tpm2-00.permall.damaged-YYYYmmddTHHMMSSZ[-N], never over another file. */

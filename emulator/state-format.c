@@ -219,14 +219,15 @@ static int state_digest_verify(const uint8_t *buf, size_t len, bool *tagged, con
 	return 0;
 }
 
-/* The decoders' check: the digest must match where there is one. */
-static int state_digest_ok(const uint8_t *buf, size_t len)
+/* The decoders' check of a file or blob: a strict header, and the digest matching where there is one. */
+static int state_frame_check(const uint8_t *buf, size_t len, uint16_t *flags)
 {
 	const char *problem;
 	size_t at;
 	bool tagged;
+	int ret = state_hdr_check(buf, len, flags);
 
-	return state_digest_verify(buf, len, &tagged, &problem, &at);
+	return ret ? ret : state_digest_verify(buf, len, &tagged, &problem, &at);
 }
 
 /* ---- files ---- */
@@ -262,9 +263,7 @@ int state_file_decode(const uint8_t *file, size_t len, const uint8_t **payload, 
 	uint16_t flags;
 	int ret;
 
-	ret = state_hdr_check(file, len, &flags);
-	if (ret == 0)
-		ret = state_digest_ok(file, len);
+	ret = state_frame_check(file, len, &flags);
 	if (ret)
 		return ret;
 	body = file + STATE_HDR_LEN;
@@ -408,9 +407,7 @@ int state_blob_decode(const uint8_t *blob, size_t len, uint32_t req_flags, const
 	uint16_t flags;
 	int ret;
 
-	ret = state_hdr_check(blob, len, &flags);
-	if (ret == 0)
-		ret = state_digest_ok(blob, len);
+	ret = state_frame_check(blob, len, &flags);
 	if (ret)
 		return ret;
 	body = blob + STATE_HDR_LEN;
@@ -562,9 +559,7 @@ int state_file_decrypt(const struct state_key *key, const uint8_t *file, size_t 
 
 	if (!state_key_set(key))
 		return -EINVAL;
-	ret = state_hdr_check(file, len, &flags);
-	if (ret == 0)
-		ret = state_digest_ok(file, len);
+	ret = state_frame_check(file, len, &flags);
 	if (ret)
 		return ret;
 	body = file + STATE_HDR_LEN;
@@ -679,7 +674,8 @@ int state_blob_unseal(const struct state_key *state_key, const struct state_key 
 		*payload_len = inner_len;
 		return 0;
 	}
-	ret = state_digest_ok(blob, len);
+	/* (the keyless path above checks the digest in state_blob_decode) */
+	ret = state_frame_check(blob, len, &flags);
 	if (ret)
 		return ret;
 	if (!(flags & STATE_FLAG_MIGRATION_DATA))
