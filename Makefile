@@ -149,6 +149,7 @@ FUZZ_BIN := $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
 FUZZ_DEPS_fuzz_ctrl_msg := bridge/ctrl-msg.c
 FUZZ_DEPS_fuzz_ptm_ioctl := bridge/ptm-ioctl.c
 FUZZ_DEPS_fuzz_cli := bridge/cli.c
+FUZZ_DEPS_fuzz_conf := bridge/conf.c bridge/cli.c
 FUZZ_CRYPT_SRC := emulator/state-format.c emulator/sha256.c emulator/state-crypt.c emulator/dlib.c bridge/log.c -ldl -lpthread
 FUZZ_DEPS_fuzz_state := $(FUZZ_CRYPT_SRC)
 FUZZ_DEPS_fuzz_crypt := $(FUZZ_CRYPT_SRC)

@@ -101,11 +101,14 @@ struct cli_raw {
 
 static int cli_error(const char *opt, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* cli_check_value()'s name for the option in errors ("FILE:LINE: key"), else NULL. */
+static const char *cli_label;
+
 static int cli_error(const char *opt, const char *fmt, ...)
 {
 	va_list ap;
 
-	fprintf(stderr, "vtpm-bridge: %s: ", opt);
+	fprintf(stderr, "vtpm-bridge: %s: ", cli_label ? cli_label : opt);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
@@ -1160,6 +1163,28 @@ int cli_parse(int argc, char **argv, struct cli_config *cfg)
 	if (cfg->server.set && cfg->server.tcp && cfg->server.fd >= 0)
 		cfg->terminate = true;
 	return 0;
+}
+
+int cli_check_value(const char *opt, const char *value, const char *label)
+{
+	/* An action that opens nothing: the option's value is parsed and checked, no descriptor. */
+	char prog[] = "vtpm-bridge", action[] = "--print-capabilities";
+	char *argv[] = { prog, action, strdup(opt), value ? strdup(value) : NULL, NULL };
+	struct cli_config cfg;
+	int ret;
+
+	if (!argv[2] || (value && !argv[3])) {
+		free(argv[2]);
+		fprintf(stderr, "vtpm-bridge: out of memory\n");
+		return -1;
+	}
+	cli_label = label;
+	ret = cli_parse(value ? 4 : 3, argv, &cfg);
+	cli_label = NULL;
+	cli_free(&cfg);
+	free(argv[2]);
+	free(argv[3]);
+	return ret;
 }
 
 void cli_usage(const char *prog)

@@ -132,6 +132,13 @@ struct cli_config {
  */
 int cli_parse(int argc, char **argv, struct cli_config *cfg);
 void cli_free(struct cli_config *cfg);
+
+/*
+ * Checks one option's value as cli_parse() would (`opt` as "--flags",
+ * `value` NULL for an option without one), opening nothing; an error names
+ * `label` instead of the option.  0 or -1.
+ */
+int cli_check_value(const char *opt, const char *value, const char *label);
 void cli_usage(const char *prog);
 
 #endif
