@@ -7,6 +7,9 @@ MANDIR ?= $(PREFIX)/share/man
 LIBEXECDIR ?= $(PREFIX)/libexec
 # A directory whose `swtpm` is vtpm-bridge: put first in a manager's PATH to switch (docs/drop-in.md).
 SWTPM_DIR ?= $(LIBEXECDIR)/vtpm-bridge
+# udev and systemd read their own directories, whatever PREFIX is (pkg-config tells where).
+UDEVRULESDIR ?= $(or $(shell $(PKG_CONFIG) --variable=udevdir udev 2>/dev/null),/lib/udev)/rules.d
+SYSTEMDUNITDIR ?= $(or $(shell $(PKG_CONFIG) --variable=systemdsystemunitdir systemd 2>/dev/null),/lib/systemd/system)
 DESTDIR ?=
 BUILD ?= build
 
@@ -122,10 +125,16 @@ run: deps all
 bench: deps all
 	$(Q)$(MAKE) --no-print-directory -f bench/bench.mk BUILD=$(BUILD) run
 
+# The udev rules and the systemd unit name the installed binary.
 install: $(BUILD)/vtpm-bridge
-	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man8
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man8 $(DESTDIR)$(MANDIR)/man5 \
+		$(DESTDIR)$(UDEVRULESDIR) $(DESTDIR)$(SYSTEMDUNITDIR)
 	install -m 0755 $(BUILD)/vtpm-bridge $(DESTDIR)$(BINDIR)/vtpm-bridge
 	install -m 0644 docs/vtpm-bridge.8 $(DESTDIR)$(MANDIR)/man8/vtpm-bridge.8
+	install -m 0644 docs/vtpm-bridge.conf.5 $(DESTDIR)$(MANDIR)/man5/vtpm-bridge.conf.5
+	sed 's|@BINDIR@|$(BINDIR)|g' udev/70-vtpm-bridge.rules.in > $(DESTDIR)$(UDEVRULESDIR)/70-vtpm-bridge.rules
+	sed 's|@BINDIR@|$(BINDIR)|g' udev/vtpm-bridge@.service.in > $(DESTDIR)$(SYSTEMDUNITDIR)/vtpm-bridge@.service
+	chmod 0644 $(DESTDIR)$(UDEVRULESDIR)/70-vtpm-bridge.rules $(DESTDIR)$(SYSTEMDUNITDIR)/vtpm-bridge@.service
 	install -d $(DESTDIR)$(SWTPM_DIR)
 	ln -sfn $(BINDIR)/vtpm-bridge $(DESTDIR)$(SWTPM_DIR)/swtpm
 
@@ -150,6 +159,7 @@ FUZZ_DEPS_fuzz_ctrl_msg := bridge/ctrl-msg.c
 FUZZ_DEPS_fuzz_ptm_ioctl := bridge/ptm-ioctl.c
 FUZZ_DEPS_fuzz_cli := bridge/cli.c
 FUZZ_DEPS_fuzz_conf := bridge/conf.c bridge/cli.c
+FUZZ_DEPS_fuzz_instance := bridge/instance.c bridge/log.c
 FUZZ_CRYPT_SRC := emulator/state-format.c emulator/sha256.c emulator/state-crypt.c emulator/dlib.c bridge/log.c -ldl -lpthread
 FUZZ_DEPS_fuzz_state := $(FUZZ_CRYPT_SRC)
 FUZZ_DEPS_fuzz_crypt := $(FUZZ_CRYPT_SRC)

@@ -1193,6 +1193,9 @@ void cli_usage(const char *prog)
 	       "       %s cuse -n NAME [--maj M] [--min N] [-f] [options]\n"
 	       "       %s chardev --vtpm-proxy [--ctrl ...] [options]\n"
 	       "       %s [--cuse NAME [--maj M] [--min N]] [--vtpm-proxy] [--ctrl ...] [--server ...] [options]\n"
+	       "       %s list | status NAME | create NAME --fronts LIST [--KEY VALUE]... | destroy NAME\n"
+	       "       %s run NAME | cleanup NAME   (an instance of /etc/vtpm-bridge/NAME.conf; `%s list -h`)\n"
+	       "       %s state verify|inspect PATH\n"
 	       "\n"
 	       "Serves one libtpms TPM over the control and data sockets of `swtpm socket`,\n"
 	       "as the character device /dev/NAME of `swtpm cuse` (TPM commands by\n"
@@ -1275,5 +1278,5 @@ void cli_usage(const char *prog)
 	       "                         host can open, as JSON and exit\n"
 	       "  --print-states         print the state blobs in --tpmstate as JSON and exit\n"
 	       "  --version, -h/--help\n",
-	       prog, prog, prog, prog);
+	       prog, prog, prog, prog, prog, prog, prog, prog);
 }

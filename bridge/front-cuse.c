@@ -835,6 +835,8 @@ static int cuse_front_open(struct front **out, const struct front_env *env)
 		ret = -ENOMEM;
 		goto fail;
 	}
+	if (env->made)
+		env->made(env->arg, cc->name);
 	/* Listening before the kernel can make the device: its uevent tells the front is ready. */
 	ret = node_wait_open(&f->nodes, env->loop, "cuse", CUSE_READY_TIMEOUT_MSEC, &cuse_node_ops, f);
 	if (ret < 0)

@@ -194,16 +194,17 @@ static const struct node_wait_ops proxy_node_ops = {
 /* The nodes the kernel makes for the device: tpmN, and tpmrmN for a TPM 2. */
 static int proxy_wait_nodes(struct proxy_front *f)
 {
+	const char *const classes[] = { "tpm", "tpmrm" };
 	char name[32], sysfs[64];
-	int ret;
+	int ret = 0;
 
-	snprintf(name, sizeof(name), "tpm%u", f->tpm_num);
-	snprintf(sysfs, sizeof(sysfs), "/sys/class/tpm/%s", name);
-	ret = node_wait_add(f->nodes, "tpm", name, sysfs);
-	if (ret == 0 && f->tpm2) {
-		snprintf(name, sizeof(name), "tpmrm%u", f->tpm_num);
-		snprintf(sysfs, sizeof(sysfs), "/sys/class/tpmrm/%s", name);
-		ret = node_wait_add(f->nodes, "tpmrm", name, sysfs);
+	/* Told before the loop serves the kernel's start-up commands: its uevents come after them. */
+	for (size_t i = 0; i < (f->tpm2 ? 2u : 1u) && ret == 0; i++) {
+		snprintf(name, sizeof(name), "%s%u", classes[i], f->tpm_num);
+		snprintf(sysfs, sizeof(sysfs), "/sys/class/%s/%s", classes[i], name);
+		if (f->env.made)
+			f->env.made(f->env.arg, name);
+		ret = node_wait_add(f->nodes, classes[i], name, sysfs);
 	}
 	return ret < 0 ? ret : node_wait_start(f->nodes);
 }

@@ -27,6 +27,12 @@ struct front_env {
 	 * kernel); the daemon counts itself ready when every front is.
 	 */
 	void (*ready)(void *arg);
+	/*
+	 * The kernel name of a node the front is having made ("tpm3",
+	 * "tpmrm3", "vtpm-a"), told before the kernel can announce it, so a
+	 * udev rule can learn whose node it is.  Optional.
+	 */
+	void (*made)(void *arg, const char *node);
 	void *arg;
 };
 

@@ -22,8 +22,11 @@
 #include "cli.h"
 #include "core.h"
 #include "front.h"
+#include "instance-cmd.h"
+#include "instance.h"
 #include "log.h"
 #include "loop.h"
+#include "notify.h"
 #include "sandbox.h"
 #include "state.h"
 #include "state-cmd.h"
@@ -51,7 +54,20 @@ struct daemon {
 	struct loop_watch signals;
 	/* Ours to remove at exit: a refused start leaves another instance's file alone. */
 	bool pid_file_written;
+	struct notify notify;		/* $NOTIFY_SOCKET (systemd's Type=notify), if set */
+	/* `vtpm-bridge run NAME`: the instance and its published record; else a plain command line. */
+	bool instance;
+	struct instance_run run;
+	struct instance_record record;
+	bool published;
+	/* An instance is ready once udev gave its nodes their links and modes too (bounded). */
+	struct loop_watch udev_timer;
+	unsigned int udev_waited_ms;
+	bool udev_done;
 };
+
+#define UDEV_POLL_MSEC		20
+#define UDEV_WAIT_MSEC		5000
 
 static void daemon_quit(void *arg)
 {
@@ -368,10 +384,56 @@ static void detach(struct daemon *d)
 	close(null);
 }
 
+static void daemon_check_ready(struct daemon *d);
+
+static void daemon_udev_poll(struct loop_watch *timer, uint32_t events)
+{
+	struct daemon *d = (struct daemon *)((char *)timer - offsetof(struct daemon, udev_timer));
+	uint64_t expirations;
+	bool done;
+
+	(void)events;
+	if (read(timer->fd, &expirations, sizeof(expirations)) < 0 && errno != EAGAIN)
+		log_errno(LOG_WARNING, errno, "timerfd");
+	d->udev_waited_ms += UDEV_POLL_MSEC;
+	done = instance_udev_done(&d->record);
+	if (!done && d->udev_waited_ms < UDEV_WAIT_MSEC) {
+		loop_timer_arm(&d->udev_timer, UDEV_POLL_MSEC);
+		return;
+	}
+	if (!done)
+		log_warn("udev did not handle the nodes within %u ms (are the vtpm-bridge rules installed?): "
+			    "ready without their links", UDEV_WAIT_MSEC);
+	d->udev_done = true;
+	daemon_check_ready(d);
+}
+
+/*
+ * An instance's nodes are named by udev's rule (the links a consumer
+ * uses): readiness waits for udev too, polled, for at most UDEV_WAIT_MSEC.
+ * False while waiting.
+ */
+static bool daemon_udev_ready(struct daemon *d)
+{
+	if (!d->instance || d->udev_done)
+		return true;
+	if (instance_udev_done(&d->record)) {
+		d->udev_done = true;
+		return true;
+	}
+	if (d->udev_timer.fd < 0 && loop_timer_create(d->loop, &d->udev_timer, daemon_udev_poll) < 0) {
+		log_warn("cannot wait for udev: ready without it");
+		d->udev_done = true;
+		return true;
+	}
+	loop_timer_arm(&d->udev_timer, UDEV_POLL_MSEC);
+	return false;
+}
+
 /* Every front serves and the start-up is done: pid file, then whoever waits for us. */
 static void daemon_check_ready(struct daemon *d)
 {
-	if (d->ready || !d->started || d->nready < d->nfronts)
+	if (d->ready || !d->started || d->nready < d->nfronts || !daemon_udev_ready(d))
 		return;
 	d->ready = true;
 	if (pid_write(d, getpid()) < 0) {
@@ -380,7 +442,31 @@ static void daemon_check_ready(struct daemon *d)
 	}
 	if (d->ready_fd >= 0)
 		detach(d);
+	if (d->instance)
+		instance_write_ready(&d->record, d->run.dirs.run);
+	notify_send(&d->notify, "READY=1");
 	log_info("ready: serving a TPM %s from %s", d->cfg.tpm2 ? "2.0" : "1.2", state_store_name(d->state));
+}
+
+/*
+ * A front named a node it is having made.  An instance publishes it at
+ * once, before the kernel's uevent can reach udev's rule (front.h), while
+ * still root: the CDI directory is root's.
+ */
+static void daemon_node_made(void *arg, const char *node)
+{
+	struct daemon *d = arg;
+	char *slot = !strncmp(node, "tpmrm", 5) ? d->record.tpmrm :
+		     !strncmp(node, "tpm", 3) ? d->record.tpm : d->record.cuse;
+
+	if (!d->instance)
+		return;
+	snprintf(slot, INSTANCE_NODE_MAX, "%s", node);
+	if (instance_write_record(&d->record, d->run.dirs.run) < 0 ||
+	    instance_write_cdi(&d->record, d->run.dirs.cdi) < 0)
+		daemon_fatal(d);
+	else
+		d->published = true;
 }
 
 static void daemon_front_ready(void *arg)
@@ -428,11 +514,14 @@ static int daemon_run(struct daemon *d)
 		.fatal_arg = d,
 	};
 	struct front_env env = {
-		.cfg = &d->cfg, .quit = daemon_quit, .fatal = daemon_fatal, .ready = daemon_front_ready, .arg = d,
+		.cfg = &d->cfg, .quit = daemon_quit, .fatal = daemon_fatal, .ready = daemon_front_ready,
+		.made = daemon_node_made, .arg = d,
 	};
 	int ret;
 
 	if (d->cfg.daemon && daemonize(d) < 0)
+		return 1;
+	if (notify_open(&d->notify) < 0)
 		return 1;
 	/* What can be checked without libtpms fails the start here, naming the file. */
 	if (state_open(d) < 0 || state_check_integrity(d->state) < 0)
@@ -475,8 +564,14 @@ static int daemon_run(struct daemon *d)
 	/* Opened as root; a front may be ready now or, from the loop, later. */
 	for (size_t i = 0; i < d->nfronts; i++) {
 		ret = d->front_ops[i]->open(&d->fronts[i], &env);
-		if (ret < 0)
+		if (ret < 0 || d->exit_status)
 			return 1;
+	}
+	/* An instance of sockets only is published here: no front made a node. */
+	if (d->instance && !d->published) {
+		if (instance_write_record(&d->record, d->run.dirs.run) < 0)
+			return 1;
+		d->published = true;
 	}
 	if (d->cfg.runas && drop_privileges(d->cfg.runas) < 0)
 		return 1;
@@ -496,6 +591,7 @@ static int daemon_run(struct daemon *d)
 
 static void daemon_cleanup(struct daemon *d)
 {
+	notify_send(&d->notify, "STOPPING=1");
 	if (d->core)
 		core_stop_tpm(d->core);
 	for (size_t i = d->nfronts; i-- > 0;) {
@@ -506,28 +602,30 @@ static void daemon_cleanup(struct daemon *d)
 	emu_destroy(d->emu);
 	if (d->signals.fd > 0)
 		close(d->signals.fd);
+	if (d->udev_timer.fd >= 0)
+		loop_timer_destroy(d->loop, &d->udev_timer);
 	loop_destroy(d->loop);
 	state_store_close(d->state);
 	state_key_wipe(&d->state_key);
 	state_key_wipe(&d->migration_key);
 	if (d->pid_file_written)
 		unlink(d->cfg.pid_file);
+	/* After --runas the record and the spec are not ours to remove: udev's rule and the unit's `cleanup` do it. */
+	if (d->published)
+		instance_unpublish(d->record.name, d->run.dirs.run, d->run.dirs.cdi);
+	notify_close(&d->notify);
 }
 
-int main(int argc, char **argv)
+/* The daemon, from a command line or an instance's conf: the process's exit status. */
+static int serve(struct daemon *d, int argc, char **argv)
 {
-	struct daemon d = { .signals.fd = -1, .ready_fd = -1 };
 	int rc;
 
-	/* One malloc arena: the worker's would hold its own dirty pages per instance. */
-	mallopt(M_ARENA_MAX, 1);
-	if (argc >= 2 && !strcmp(argv[1], "state"))
-		return state_cmd_main(argc - 1, argv + 1);
-	if (cli_parse(argc, argv, &d.cfg) < 0) {
-		cli_free(&d.cfg);
+	if (cli_parse(argc, argv, &d->cfg) < 0) {
+		cli_free(&d->cfg);
 		return 1;
 	}
-	switch (d.cfg.action) {
+	switch (d->cfg.action) {
 	case CLI_HELP:
 		cli_usage("vtpm-bridge");
 		rc = 0;
@@ -537,17 +635,49 @@ int main(int argc, char **argv)
 		rc = 0;
 		break;
 	case CLI_PRINT_CAPABILITIES:
-		rc = print_capabilities(&d.cfg);
+		rc = print_capabilities(&d->cfg);
 		break;
 	case CLI_PRINT_STATES:
-		rc = log_open(&d.cfg) < 0 || print_states(&d) < 0 ? 1 : 0;
-		state_store_close(d.state);
+		rc = log_open(&d->cfg) < 0 || print_states(d) < 0 ? 1 : 0;
+		state_store_close(d->state);
 		break;
 	default:
-		rc = log_open(&d.cfg) < 0 ? 1 : daemon_run(&d);
-		daemon_cleanup(&d);
+		if (log_open(&d->cfg) < 0 || (d->instance && instance_run_dirs(&d->run) < 0))
+			rc = 1;
+		else
+			rc = daemon_run(d);
+		daemon_cleanup(d);
 		break;
 	}
-	cli_free(&d.cfg);
+	cli_free(&d->cfg);
 	return rc;
+}
+
+/* `vtpm-bridge run NAME`: the instance's conf, checked whole before anything is made. */
+static int serve_instance(struct daemon *d, int argc, char **argv)
+{
+	int rc = instance_run_prepare(&d->run, argc, argv);
+
+	if (rc == 0) {
+		d->instance = true;
+		instance_record_init(&d->record, &d->run.conf);
+		rc = serve(d, d->run.argc, d->run.argv);
+	}
+	instance_run_free(&d->run);
+	return rc < 0 ? 0 : rc;
+}
+
+int main(int argc, char **argv)
+{
+	struct daemon d = { .signals.fd = -1, .ready_fd = -1, .notify.fd = -1, .udev_timer.fd = -1 };
+
+	/* One malloc arena: the worker's would hold its own dirty pages per instance. */
+	mallopt(M_ARENA_MAX, 1);
+	if (argc >= 2 && !strcmp(argv[1], "state"))
+		return state_cmd_main(argc - 1, argv + 1);
+	if (argc >= 2 && !strcmp(argv[1], "run"))
+		return serve_instance(&d, argc - 1, argv + 1);
+	if (argc >= 2 && instance_cmd_is(argv[1]))
+		return instance_cmd_main(argc - 1, argv + 1);
+	return serve(&d, argc, argv);
 }
