@@ -8,7 +8,8 @@ libtpms-dev libtpms0 libfuse3-dev libnl-3-dev libnl-genl-3-dev libssl-dev libsec
 python3 swtpm swtpm-tools swtpm-dev tpm2-tools libtss2-tcti-swtpm0 linux-perf strace
 qemu-system-x86 qemu-utils seabios busybox-static cpio kmod procps iproute2
 libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients openssl
-e2fsprogs xfsprogs dmsetup"
+e2fsprogs xfsprogs dmsetup
+podman crun conmon"
 
 missing=""
 for p in $PKGS; do
