@@ -170,7 +170,7 @@ FUZZ_DEPS_fuzz_uevent := bridge/uevent.c bridge/loop.c bridge/log.c $(NL_CFLAGS)
 FUZZ_DEPS_fuzz_tpm_frame := bridge/tpm-frame.c emulator/tpm.c $(FUZZ_STATE_SRC) bridge/log.c \
 	$(TPMS_CFLAGS) -ldl
 
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(wildcard bridge/*.[ch] emulator/*.[ch])
+$(BUILD)/fuzz/%: tests/fuzz/%.c tests/fuzz/fuzz.h $(wildcard bridge/*.[ch] emulator/*.[ch])
 	@mkdir -p $(@D)
 	@$(if $(Q),echo "  FUZZCC  $<")
 	$(Q)$(FUZZ_CC) $(WARNFLAGS) $(CPPFLAGS) $(FUZZ_FLAGS) -o $@ $< $(FUZZ_DEPS_$*)

@@ -249,8 +249,14 @@ static int cmd_status(const struct instance_dirs *dirs, const char *name)
 			printf("cdi: vtpm-bridge.io/tpm=%s (%s/vtpm-bridge-%s.json)\n", name, dirs->cdi, name);
 	}
 	if (c.fronts & CONF_FRONT_SOCKET) {
-		printf("ctrl: %s\n", c.ctrl ? c.ctrl : "");
-		printf("server: %s\n", c.server ? c.server : "");
+		if (c.ctrl)
+			printf("ctrl: %s\n", c.ctrl);
+		else
+			printf("ctrl: %s/%s/ctrl.sock\n", dirs->run, name);
+		if (c.server)
+			printf("server: %s\n", c.server);
+		else
+			printf("server: %s/%s/data.sock\n", dirs->run, name);
 	}
 	conf_free(&c);
 	if (!strcmp(state, "unknown"))

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "fuzz.h"
 
 #define FUZZ_MAX_ARGS	64
 /* listening, a connected pair (+1, +2), a datagram socket (+3), a stream socket neither listening nor connected (+4) */
@@ -56,21 +57,11 @@ static void fuzz_sockets(void)
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	static char close_stderr[] = "-close_fd_mask=2";
-	static char *args[256];
-
 	/* Fixed, so that a run repeats: a relative TPM_PATH (made absolute) and a TPM_PORT with junk after its digits. */
 	setenv("TPM_PATH", "fuzz-state", 1);
 	setenv("TPM_PORT", "2321x", 1);
 	fuzz_sockets();
-	/* The first flag, so that one given on the command line wins. */
-	if (*argc < 1 || *argc >= (int)(sizeof(args) / sizeof(args[0])) - 1)
-		return 0;
-	args[0] = (*argv)[0];
-	args[1] = close_stderr;
-	memcpy(args + 2, *argv + 1, (size_t)(*argc - 1) * sizeof(args[0]));
-	(*argc)++;
-	*argv = args;
+	fuzz_close_stderr(argc, argv);
 	return 0;
 }
 

@@ -19,26 +19,17 @@
 
 #include "cli.h"
 #include "conf.h"
+#include "fuzz.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
-	static char close_stderr[] = "-close_fd_mask=2";
-	static char *args[256];
-
 	/* The daemon's --server would take a port from here: a conf must not depend on it. */
 	unsetenv("TPM_PORT");
 	unsetenv("TPM_PATH");
-	/* The first flag, so that one given on the command line wins. */
-	if (*argc < 1 || *argc >= (int)(sizeof(args) / sizeof(args[0])) - 1)
-		return 0;
-	args[0] = (*argv)[0];
-	args[1] = close_stderr;
-	memcpy(args + 2, *argv + 1, (size_t)(*argc - 1) * sizeof(args[0]));
-	(*argc)++;
-	*argv = args;
+	fuzz_close_stderr(argc, argv);
 	return 0;
 }
 

@@ -87,7 +87,8 @@ def create_list_status_destroy(ctx):
 
     d = start(ctx, dirs, 'a')
     rc, out, err = cmd(ctx, dirs, 'status', 'a')
-    check(rc == 0 and 'state: ready' in out and 'pid: %d' % d.pid in out and 'state dir: %s' % state in out,
+    check(rc == 0 and 'state: ready' in out and 'pid: %d' % d.pid in out and 'state dir: %s' % state in out
+          and 'ctrl: %s/a/ctrl.sock' % dirs.run in out,
           'status of a running instance: exit %d: %s%s' % (rc, out, err))
     rc, out, err = cmd(ctx, dirs, 'list')
     check(any(l.split()[:3] == ['a', 'ready', str(d.pid)] for l in out.splitlines()), 'list: %s' % out)

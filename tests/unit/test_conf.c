@@ -94,20 +94,6 @@ static int parse_str(struct conf *c, const char *text, struct capture *cap)
 	return parse(c, text, strlen(text), cap);
 }
 
-static char *make_tmpdir(char *buf, size_t size)
-{
-	snprintf(buf, size, "/tmp/vtpm-conf.XXXXXX");
-	return mkdtemp(buf);
-}
-
-static void join(char *buf, size_t size, const char *dir, const char *name)
-{
-	int n = snprintf(buf, size, "%s/%s", dir, name);
-
-	if (n < 0 || (size_t)n >= size)
-		abort();	/* a test bug */
-}
-
 /* Positive cases name root explicitly: the default tss may not exist where the tests run. */
 #define ROOT "user = root\ngroup = root\n"
 
@@ -597,7 +583,7 @@ TEST(load_files)
 	struct conf c;
 	int ret;
 
-	CHECK(make_tmpdir(dir, sizeof(dir)));
+	CHECK(make_tmpdir(dir, sizeof(dir), "conf"));
 	/* a good file, and a link to it */
 	join(path, sizeof(path), dir, "good.conf");
 	CHECK_EQ(write_file(path, good, strlen(good)), 0);
@@ -825,7 +811,7 @@ TEST(argv_cli_vtpm_proxy)
 	struct cli_config cfg;
 	int ret;
 
-	CHECK(make_tmpdir(dir, sizeof(dir)));
+	CHECK(make_tmpdir(dir, sizeof(dir), "conf"));
 	snprintf(text, sizeof(text),
 		 "fronts = vtpm-proxy\nstate-dir = %s\n" ROOT
 		 "locality = allow-set-locality\ndurability = sync\ndamaged-state = refuse\n"
@@ -855,7 +841,7 @@ TEST(argv_cli_socket)
 	struct cli_config cfg;
 	int ret;
 
-	CHECK(make_tmpdir(dir, sizeof(dir)));
+	CHECK(make_tmpdir(dir, sizeof(dir), "conf"));
 	snprintf(text, sizeof(text), "fronts = socket\ntpm = 1.2\nstate-dir = %s\nuser = daemon\ngroup = root\n"
 		 "mode = 0600\nflags = startup-deactivated\n", dir);
 	ret = daemon_parse(text, "/run/vtpm-test", &cfg);

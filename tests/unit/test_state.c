@@ -120,20 +120,6 @@ static int blob_decode_abc(const uint8_t *blob, size_t len, uint32_t req_flags)
 	return n == 3 && memcmp(p, "abc", 3) == 0 ? 0 : -EPROTO;
 }
 
-static char *make_tmpdir(char *buf, size_t size)
-{
-	snprintf(buf, size, "/tmp/vtpm-state.XXXXXX");
-	return mkdtemp(buf);
-}
-
-static void join(char *buf, size_t size, const char *dir, const char *name)
-{
-	int n = snprintf(buf, size, "%s/%s", dir, name);
-
-	if (n < 0 || (size_t)n >= size)
-		abort();	/* a test bug */
-}
-
 /* Reads a whole file (malloc'ed); -errno. */
 static int read_file(const char *path, uint8_t **data, size_t *len)
 {
@@ -901,7 +887,7 @@ TEST(linear_store_load)
 	uint8_t *out;
 	size_t n, size;
 
-	CHECK(make_tmpdir(d, sizeof(d)));
+	CHECK(make_tmpdir(d, sizeof(d), "state"));
 	join(path, sizeof(path), d, "tpm.img");
 	fill(perm, sizeof(perm), 1);
 	fill(vol, sizeof(vol), 2);
@@ -953,7 +939,7 @@ TEST(linear_formats_only_empty)
 	size_t nb, na;
 	int fd;
 
-	CHECK(make_tmpdir(d, sizeof(d)));
+	CHECK(make_tmpdir(d, sizeof(d), "state"));
 	join(path, sizeof(path), d, "tpm.img");
 	/* a zero-filled preallocated volume */
 	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
@@ -1020,7 +1006,7 @@ TEST(linear_mode)
 	mode_t old = umask(022);
 	int fd;
 
-	CHECK(make_tmpdir(d, sizeof(d)));
+	CHECK(make_tmpdir(d, sizeof(d), "state"));
 	join(path, sizeof(path), d, "tpm.img");
 	/* mode= is exact, also on a file someone else made */
 	CHECK_EQ(open_linear(&st, path, 0600, true), 0);
@@ -1088,7 +1074,7 @@ TEST(linear_lock)
 	struct state_store *st;
 	size_t size;
 
-	CHECK(make_tmpdir(d, sizeof(d)));
+	CHECK(make_tmpdir(d, sizeof(d), "state"));
 	join(path, sizeof(path), d, "tpm.img");
 	CHECK_EQ(open_linear(&st, path, 0640, false), 0);
 	CHECK_EQ(state_lock(st), 0);
@@ -1121,7 +1107,7 @@ TEST(linear_full_keeps_old)
 	static uint8_t perm[8000];
 	struct rlimit old, lim;
 
-	CHECK(make_tmpdir(d, sizeof(d)));
+	CHECK(make_tmpdir(d, sizeof(d), "state"));
 	join(path, sizeof(path), d, "tpm.img");
 	fill(perm, sizeof(perm), 7);
 	CHECK_EQ(open_linear(&st, path, 0640, false), 0);
@@ -1164,7 +1150,7 @@ TEST(linear_killed_mid_store)
 	unsigned int base = 0, cur = 0;	/* cur: the permall found last round (0: none) */
 	int acked[2];
 
-	CHECK(make_tmpdir(d, sizeof(d)));
+	CHECK(make_tmpdir(d, sizeof(d), "state"));
 	join(path, sizeof(path), d, "tpm.img");
 	srand(12345);
 	for (int round = 0; round < 60; round++) {
@@ -1265,7 +1251,7 @@ TEST(dir_store_load)
 
 	for (size_t i = 0; i < sizeof(payload); i++)
 		payload[i] = (uint8_t)(i * 13);
-	CHECK(make_tmpdir(d, sizeof(d)));
+	CHECK(make_tmpdir(d, sizeof(d), "state"));
 	CHECK_EQ(open_dir(&dir, d, 0640, false), 0);
 	CHECK_EQ(state_load(dir, STATE_PERMANENT, &out, &n), -ENOENT);
 	CHECK_EQ(listed_size(dir, STATE_PERMANENT, &size), -ENOENT);
@@ -1332,7 +1318,7 @@ TEST(dir_tpm12_names)
 	uint8_t *out;
 	size_t n;
 
-	CHECK(make_tmpdir(d, sizeof(d)));
+	CHECK(make_tmpdir(d, sizeof(d), "state"));
 	cfg.path = d;
 	CHECK_EQ(state_store_open(&dir, &cfg), 0);
 	CHECK_EQ(state_save(dir, STATE_SAVESTATE, (const uint8_t *)"abc", 3), 0);
@@ -1363,7 +1349,7 @@ TEST(dir_stale_tmp_reused)
 	uint8_t junk[5000];
 
 	memset(junk, 0xee, sizeof(junk));
-	CHECK(make_tmpdir(d, sizeof(d)));
+	CHECK(make_tmpdir(d, sizeof(d), "state"));
 	join(tmp, sizeof(tmp), d, "TMP2-00.permall");
 	join(path, sizeof(path), d, "tpm2-00.permall");
 	CHECK_EQ(write_file(tmp, junk, sizeof(junk)), 0);
@@ -1384,7 +1370,7 @@ TEST(dir_file_mode)
 	size_t n;
 	mode_t old = umask(077);
 
-	CHECK(make_tmpdir(d, sizeof(d)));
+	CHECK(make_tmpdir(d, sizeof(d), "state"));
 	join(path, sizeof(path), d, "tpm2-00.permall");
 	/* mode= given: exact, whatever the umask */
 	CHECK_EQ(open_dir(&dir, d, 0664, true), 0);
@@ -1421,7 +1407,7 @@ TEST(dir_store_failure_keeps_old)
 	uint8_t *out;
 	size_t n;
 
-	CHECK(make_tmpdir(d, sizeof(d)));
+	CHECK(make_tmpdir(d, sizeof(d), "state"));
 	join(tmp, sizeof(tmp), d, "TMP2-00.permall");
 	join(path, sizeof(path), d, "tpm2-00.permall");
 	CHECK_EQ(open_dir(&dir, d, 0640, false), 0);
@@ -1490,7 +1476,7 @@ TEST(dir_load_rejects)
 	size_t n;
 	int fd;
 
-	CHECK(make_tmpdir(d, sizeof(d)));
+	CHECK(make_tmpdir(d, sizeof(d), "state"));
 	join(path, sizeof(path), d, "tpm2-00.permall");
 	CHECK_EQ(open_dir(&dir, d, 0640, false), 0);
 	/* malformed */
@@ -1536,7 +1522,7 @@ TEST(dir_lock)
 	struct state_store *dir;
 	int fd;
 
-	CHECK(make_tmpdir(d, sizeof(d)));
+	CHECK(make_tmpdir(d, sizeof(d), "state"));
 	join(path, sizeof(path), d, ".lock");
 	CHECK_EQ(open_dir(&dir, d, 0640, false), 0);
 	CHECK_EQ(state_lock(dir), 0);
@@ -1695,7 +1681,7 @@ TEST(swtpm_lock_interop)
 	struct state_store *dir;
 	pid_t pid;
 
-	CHECK(make_tmpdir(sp.dir, sizeof(sp.dir)));
+	CHECK(make_tmpdir(sp.dir, sizeof(sp.dir), "state"));
 	swtpm_paths_init(&sp);
 	CHECK_EQ(open_dir(&dir, sp.dir, 0640, false), 0);
 
@@ -1753,7 +1739,7 @@ TEST(swtpm_format_interop)
 	const uint8_t *p;
 	pid_t pid;
 
-	CHECK(make_tmpdir(sp.dir, sizeof(sp.dir)));
+	CHECK(make_tmpdir(sp.dir, sizeof(sp.dir), "state"));
 	swtpm_paths_init(&sp);
 	CHECK_EQ(open_dir(&dir, sp.dir, 0640, false), 0);
 

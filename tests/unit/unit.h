@@ -90,4 +90,20 @@ static inline int write_file(const char *path, const void *data, size_t len)
 	return n == (ssize_t)len ? 0 : -EIO;
 }
 
+/* A fresh temporary directory /tmp/vtpm-TAG.XXXXXX in buf: buf, or NULL. */
+static inline char *make_tmpdir(char *buf, size_t size, const char *tag)
+{
+	snprintf(buf, size, "/tmp/vtpm-%s.XXXXXX", tag);
+	return mkdtemp(buf);
+}
+
+/* dir/name into buf; a path that does not fit is a bug in the test. */
+static inline void join(char *buf, size_t size, const char *dir, const char *name)
+{
+	int n = snprintf(buf, size, "%s/%s", dir, name);
+
+	if (n < 0 || (size_t)n >= size)
+		abort();
+}
+
 #endif
