@@ -9,7 +9,7 @@ python3 swtpm swtpm-tools swtpm-dev tpm2-tools libtss2-tcti-swtpm0 linux-perf st
 qemu-system-x86 qemu-utils seabios busybox-static cpio kmod procps iproute2
 libvirt-daemon libvirt-daemon-driver-qemu libvirt-clients openssl
 e2fsprogs xfsprogs dmsetup
-podman crun conmon"
+podman crun conmon systemd udev util-linux"
 
 missing=""
 for p in $PKGS; do
