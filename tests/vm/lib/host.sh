@@ -202,6 +202,45 @@ vm_stage_asan() {
 	vm_stage_elf "$1" "$VM_BUILD/asan/vtpm-bridge" /usr/bin/tpm-daemon-asan
 }
 
+# vm_stage_installed STAGE: the system a managed instance runs on, as a
+# Debian host has it: Debian's udev rules and udev.conf, every group and
+# user those rules name (udevd resolves GROUP= and OWNER= names when it
+# loads them), and our files from `make install DESTDIR=STAGE PREFIX=/usr`
+# of the build under test (-o: never a rebuilt binary).  A failing install
+# does not stop the image: its status is in STAGE/vm/install.rc and its
+# output in install.log, for the guest to report.
+vm_stage_installed() {
+	local s=$1 g u
+	mkdir -p "$s/usr/lib/udev/rules.d" "$s/etc/udev/rules.d" || return 1
+	cp /usr/lib/udev/rules.d/*.rules "$s/usr/lib/udev/rules.d/" || return 1
+	cp /etc/udev/udev.conf "$s/etc/udev/udev.conf" || return 1
+	make -C "$VM_HERE/../.." --no-print-directory -o "$VM_BUILD/vtpm-bridge" BUILD="$VM_BUILD" \
+		DESTDIR="$s" PREFIX=/usr install >"$s/vm/install.log" 2>&1
+	echo $? >"$s/vm/install.rc"
+	if [ -x "$s/usr/bin/vtpm-bridge" ]; then
+		vm_stage_deps "$s" "$s/usr/bin/vtpm-bridge" || return 1
+	fi
+	for g in $(sed -n 's/.*GROUP="\([a-z0-9_-]*\)".*/\1/p' "$s"/usr/lib/udev/rules.d/*.rules | sort -u); do
+		grep -q "^$g:" "$s/etc/group" || getent group "$g" | cut -d: -f1-3 | sed 's/$/:/' >>"$s/etc/group"
+	done
+	for u in $(sed -n 's/.*OWNER="\([a-z0-9_-]*\)".*/\1/p' "$s"/usr/lib/udev/rules.d/*.rules | sort -u); do
+		grep -q "^$u:" "$s/etc/passwd" || getent passwd "$u" >>"$s/etc/passwd"
+	done
+}
+
+# vm_ours_host CHECK WHY: the host half of a scenario of what only
+# vtpm-bridge has: one SKIP CHECK for Debian's swtpm, saying WHY, else the
+# guest's boot and results
+vm_ours_host() {
+	if [ "$VM_DAEMON_NAME" = swtpm ]; then
+		vm_result SKIP "$1" "$2"
+		return 0
+	fi
+	vm_qemu_start vm
+	vm_qemu_wait vm
+	vm_guest_results vm
+}
+
 # vm_cuse_host: the host half of a scenario whose daemon serves CUSE in the
 # guest: one SKIP for Debian's swtpm (built without CUSE) or for a missing
 # ASan build (vm_asan_skip), else the guest's boot and results

@@ -64,26 +64,19 @@ IS_SYSINIT_WANTS="systemd-journald.service systemd-udevd.service systemd-udev-tr
 IS_SOCKETS_WANTS="systemd-journald.socket systemd-journald-dev-log.socket systemd-udevd-control.socket systemd-udevd-kernel.socket"
 
 vm_host() {
-	if [ "$VM_DAEMON_NAME" = swtpm ]; then
-		vm_result SKIP instances "Debian's swtpm has no instance management and no systemd unit ('swtpm run a': $(swtpm run a 2>&1 | head -n 1))"
-		return 0
-	fi
-	vm_qemu_start vm
-	vm_qemu_wait vm
-	vm_guest_results vm
+	vm_ours_host instances "Debian's swtpm has no instance management and no systemd unit ('swtpm run a': $(swtpm run a 2>&1 | head -n 1))"
 }
 
-# vm_stage STAGE (host): Debian's unit files named in IS_UNITS, udev rules
-# and udev.conf, os-release, a machine-id, Debian's tss user and group, the
-# test's users and group, the definitions present at boot, and our
-# installed files
+# vm_stage STAGE (host): what a Debian host with our package has
+# (vm_stage_installed), Debian's unit files named in IS_UNITS, os-release,
+# a machine-id, Debian's tss user and group, the test's users and group,
+# and the definitions present at boot
 vm_stage() {
 	_s=$1
-	mkdir -p "$_s/usr/lib/udev/rules.d" "$_s/etc/udev/rules.d" "$_s/usr/lib/systemd/system" \
+	mkdir -p "$_s/usr/lib/systemd/system" \
 		"$_s/etc/systemd/system/sysinit.target.wants" "$_s/etc/systemd/system/sockets.target.wants" \
 		"$_s/etc/vtpm-bridge" "$_s/var/lib" "$_s/var/log" || return 1
-	cp /usr/lib/udev/rules.d/*.rules "$_s/usr/lib/udev/rules.d/" || return 1
-	cp /etc/udev/udev.conf "$_s/etc/udev/udev.conf" || return 1
+	vm_stage_installed "$_s" || return 1
 	for _u in $IS_UNITS; do
 		cp "/usr/lib/systemd/system/$_u" "$_s/usr/lib/systemd/system/" || { VM_ERR="no unit $_u"; return 1; }
 	done
@@ -99,24 +92,12 @@ vm_stage() {
 	echo 5f1c0de0a11ce0000000000000000001 >"$_s/etc/machine-id"
 	# Debian has a real /var/tmp (PrivateTmp= mounts over both)
 	rm -f "$_s/var/tmp" && mkdir -m 1777 "$_s/var/tmp"
-	make -C "$VM_HERE/../.." --no-print-directory -o "$VM_BUILD/vtpm-bridge" BUILD="$VM_BUILD" \
-		DESTDIR="$_s" PREFIX=/usr install >"$_s/vm/install.log" 2>&1
-	echo $? >"$_s/vm/install.rc"
-	if [ -x "$_s/usr/bin/vtpm-bridge" ]; then
-		vm_stage_deps "$_s" "$_s/usr/bin/vtpm-bridge" || return 1
-	fi
 	# tss as this Debian host has it (the skeleton's numbers are its own)
 	if getent passwd tss >/dev/null && getent group tss >/dev/null; then
 		sed -i '/^tss:/d' "$_s/etc/passwd" "$_s/etc/group"
 		getent passwd tss >>"$_s/etc/passwd"
 		getent group tss | cut -d: -f1-3 | sed 's/$/:/' >>"$_s/etc/group"
 	fi
-	for _g in $(sed -n 's/.*GROUP="\([a-z0-9_-]*\)".*/\1/p' "$_s"/usr/lib/udev/rules.d/*.rules | sort -u); do
-		grep -q "^$_g:" "$_s/etc/group" || getent group "$_g" | cut -d: -f1-3 | sed 's/$/:/' >>"$_s/etc/group"
-	done
-	for _u in $(sed -n 's/.*OWNER="\([a-z0-9_-]*\)".*/\1/p' "$_s"/usr/lib/udev/rules.d/*.rules | sort -u); do
-		grep -q "^$_u:" "$_s/etc/passwd" || getent passwd "$_u" >>"$_s/etc/passwd"
-	done
 	grep -q '^systemd-journal:' "$_s/etc/group" || echo 'systemd-journal:x:990:' >>"$_s/etc/group"
 	printf 'iutpm:x:960:iuuser\niuuser:x:1000:\n' >>"$_s/etc/group"
 	printf 'iuuser:x:1000:1000:in group iutpm:/tmp:/bin/sh\n' >>"$_s/etc/passwd"

@@ -68,40 +68,14 @@ VM_TIMEOUT=300
 VM_COST=40
 
 vm_host() {
-	if [ "$VM_DAEMON_NAME" = swtpm ]; then
-		vm_result SKIP instances "Debian's swtpm has no instance management ('swtpm run a': $(swtpm run a 2>&1 | head -n 1); no NAME.conf, udev rules or unit in swtpm/swtpm-tools)"
-		return 0
-	fi
-	vm_qemu_start vm
-	vm_qemu_wait vm
-	vm_guest_results vm
+	vm_ours_host instances "Debian's swtpm has no instance management ('swtpm run a': $(swtpm run a 2>&1 | head -n 1); no NAME.conf, udev rules or unit in swtpm/swtpm-tools)"
 }
 
-# vm_stage STAGE (host): Debian's udev rules and udev.conf as a Debian host
-# has them, the groups those rules name (udevd resolves GROUP= names when
-# it loads the rules), the test's users and group, and our installed files
-# from `make install` of the build under test.  A failing install does not
-# stop the image: the guest reports it (check install).
+# vm_stage STAGE (host): what a Debian host with our package has
+# (vm_stage_installed), the test's users and group
 vm_stage() {
 	_s=$1
-	mkdir -p "$_s/usr/lib/udev/rules.d" "$_s/etc/udev/rules.d" || return 1
-	cp /usr/lib/udev/rules.d/*.rules "$_s/usr/lib/udev/rules.d/" || return 1
-	cp /etc/udev/udev.conf "$_s/etc/udev/udev.conf" || return 1
-	# -o: install the binary the suite tests, never a rebuilt one
-	make -C "$VM_HERE/../.." --no-print-directory -o "$VM_BUILD/vtpm-bridge" BUILD="$VM_BUILD" \
-		DESTDIR="$_s" PREFIX=/usr install >"$_s/vm/install.log" 2>&1
-	echo $? >"$_s/vm/install.rc"
-	if [ -x "$_s/usr/bin/vtpm-bridge" ]; then
-		vm_stage_deps "$_s" "$_s/usr/bin/vtpm-bridge" || return 1
-	fi
-	# the names every rule (Debian's and ours) gives to GROUP= and OWNER=,
-	# from the host's databases (tss is the skeleton's)
-	for _g in $(sed -n 's/.*GROUP="\([a-z0-9_-]*\)".*/\1/p' "$_s"/usr/lib/udev/rules.d/*.rules | sort -u); do
-		grep -q "^$_g:" "$_s/etc/group" || getent group "$_g" | cut -d: -f1-3 | sed 's/$/:/' >>"$_s/etc/group"
-	done
-	for _u in $(sed -n 's/.*OWNER="\([a-z0-9_-]*\)".*/\1/p' "$_s"/usr/lib/udev/rules.d/*.rules | sort -u); do
-		grep -q "^$_u:" "$_s/etc/passwd" || getent passwd "$_u" >>"$_s/etc/passwd"
-	done
+	vm_stage_installed "$_s" || return 1
 	# the test's group for the instances' nodes, a member and an outsider
 	printf 'iutpm:x:960:iuuser\niuuser:x:1000:\niuout:x:1001:\n' >>"$_s/etc/group"
 	printf 'iuuser:x:1000:1000:in group iutpm:/tmp:/bin/sh\niuout:x:1001:1001:not in group iutpm:/tmp:/bin/sh\n' \
