@@ -132,8 +132,7 @@ static int conf_store(struct conf_parser *p, const struct conf_key *k, const cha
 	return 0;
 }
 
-/* Bit i of enum conf_front. */
-static const char *const conf_front_names[] = { "vtpm-proxy", "cuse", "socket" };
+const char *const conf_front_names[CONF_FRONTS] = { "vtpm-proxy", "cuse", "socket" };
 
 static const char *conf_front_name(unsigned int front)
 {

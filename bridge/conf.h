@@ -36,6 +36,10 @@ enum conf_front {
 	CONF_FRONT_SOCKET = 1u << 2,
 };
 
+#define CONF_FRONTS	3
+/* The word of `fronts` for bit i of enum conf_front. */
+extern const char *const conf_front_names[CONF_FRONTS];
+
 struct conf {
 	char name[CONF_NAME_MAX + 1];
 	unsigned int fronts;		/* enum conf_front bits; at least one */

@@ -155,10 +155,7 @@ static void instance_join(char *buf, size_t size, const char *const *words, size
 
 static void instance_fronts_text(unsigned int fronts, char *buf, size_t size)
 {
-	/* in the order of enum conf_front's bits */
-	static const char *const words[] = { "vtpm-proxy", "cuse", "socket" };
-
-	instance_join(buf, size, words, 3, fronts);
+	instance_join(buf, size, conf_front_names, CONF_FRONTS, fronts);
 }
 
 static void instance_nodes_text(const struct instance_record *rec, char *buf, size_t size)
@@ -487,21 +484,11 @@ static int cmd_udev_removed(const struct instance_dirs *dirs, const char *kernel
 	while ((e = readdir(dir))) {
 		char name[CONF_NAME_MAX + 1], path[PATH_MAX], text[4096];
 		struct instance_record rec;
-		ssize_t n;
-		int fd;
 
 		if (!instance_file_name(e->d_name, "vtpm-bridge-", ".json", name))
 			continue;
 		snprintf(path, sizeof(path), "%s/%s", dirs->cdi, e->d_name);
-		fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-		if (fd < 0)
-			continue;
-		n = read(fd, text, sizeof(text) - 1);
-		close(fd);
-		if (n <= 0)
-			continue;
-		text[n] = '\0';
-		if (!strstr(text, needle))
+		if (instance_read_file(path, text, sizeof(text), false) <= 0 || !strstr(text, needle))
 			continue;
 		if (instance_read(&rec, dirs->run, name) == 0 &&
 		    (!strcmp(kernel, rec.tpm) || !strcmp(kernel, rec.tpmrm) || !strcmp(kernel, rec.cuse)))
@@ -690,13 +677,19 @@ int instance_run_dirs(const struct instance_run *run)
 		fprintf(stderr, "vtpm-bridge run: state-dir %s: %s\n", c->state_dir, strerror(-ret));
 		return -1;
 	}
-	/* The run dir: the daemon replaces its record there after --runas; the group reaches the sockets. */
+	/* The run dir: the daemon writes its ready mark there after --runas; the group reaches the sockets. */
 	snprintf(dir, sizeof(dir), "%s/%s", run->dirs.run, c->name);
 	ret = instance_mkdirs(dir, 0750);
 	if (ret >= 0 && (chown(dir, pw->pw_uid, gr->gr_gid) < 0 || chmod(dir, 0750) < 0))
 		ret = -errno;
 	if (ret < 0) {
 		fprintf(stderr, "vtpm-bridge run: %s: %s\n", dir, strerror(-ret));
+		return -1;
+	}
+	/* Where the CDI spec goes (root's, as the record's directory). */
+	ret = instance_mkdirs(run->dirs.cdi, 0755);
+	if (ret < 0) {
+		fprintf(stderr, "vtpm-bridge run: %s: %s\n", run->dirs.cdi, strerror(-ret));
 		return -1;
 	}
 	return 0;

@@ -43,7 +43,7 @@ int instance_run_prepare(struct instance_run *run, int argc, char **argv);
  * Makes what the instance needs before it starts: its state directory
  * (if missing: parents 0755, itself 0750, owned by the conf's user) and
  * RUNDIR/NAME (0750, the user's, the conf's group: the default sockets
- * live there).  0 or -1 after printing why.
+ * live there), and CDIDIR.  0 or -1 after printing why.
  */
 int instance_run_dirs(const struct instance_run *run);
 

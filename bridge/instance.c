@@ -11,6 +11,7 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 
+#include "file-replace.h"
 #include "log.h"
 
 /* Our own small files: anything bigger is not ours. */
@@ -56,33 +57,20 @@ void instance_record_init(struct instance_record *rec, const struct conf *c)
 	rec->mode = c->mode;
 }
 
-/* dir/name, written whole or not at all (a temporary file renamed over it). */
+/*
+ * dir/name, whole or not at all; readable by all whatever the umask (the
+ * unit's is 0027): a container runtime of another user reads the spec.
+ */
 static int instance_write_file(const char *dir, const char *name, const char *text)
 {
-	char path[PATH_MAX], tmp[PATH_MAX];
-	size_t len = strlen(text);
-	int fd, err = 0;
+	char path[PATH_MAX];
+	int err;
 
-	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, name) >= sizeof(path) ||
-	    (size_t)snprintf(tmp, sizeof(tmp), "%s/.%s.%d~", dir, name, (int)getpid()) >= sizeof(tmp))
+	if ((size_t)snprintf(path, sizeof(path), "%s/%s", dir, name) >= sizeof(path))
 		return -ENAMETOOLONG;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644);
-	if (fd < 0) {
-		err = -errno;
+	err = file_replace(path, text, strlen(text), 0644, true);
+	if (err < 0)
 		log_errno(LOG_ERR, -err, "cannot write %s", path);
-		return err;
-	}
-	/* Readable by all, whatever the umask (the unit's is 0027): a container runtime reads the spec. */
-	if (fchmod(fd, 0644) < 0 || write(fd, text, len) != (ssize_t)len)
-		err = errno ? -errno : -EIO;
-	if (close(fd) < 0 && !err)
-		err = -errno;
-	if (!err && rename(tmp, path) < 0)
-		err = -errno;
-	if (err) {
-		log_errno(LOG_ERR, -err, "cannot write %s", path);
-		unlink(tmp);
-	}
 	return err;
 }
 
@@ -155,10 +143,6 @@ int instance_write_cdi(const struct instance_record *rec, const char *cdidir)
 
 	if (instance_cdi_text(rec, text, sizeof(text)) <= 0)
 		return 0;
-	if (mkdir(cdidir, 0755) < 0 && errno != EEXIST) {
-		log_errno(LOG_ERR, errno, "cannot create %s", cdidir);
-		return -errno;
-	}
 	snprintf(cdi, sizeof(cdi), "vtpm-bridge-%s.json", rec->name);
 	return instance_write_file(cdidir, cdi, text);
 }
@@ -240,28 +224,42 @@ int instance_record_parse(struct instance_record *rec, const char *buf, size_t l
 	return rec->pid > 0 && rec->starttime && rec->owner[0] && rec->group[0] ? 0 : -EINVAL;
 }
 
-int instance_read(struct instance_record *rec, const char *rundir, const char *name)
+ssize_t instance_read_file(const char *path, char *buf, size_t size, bool trusted)
 {
-	char path[PATH_MAX], text[INSTANCE_FILE_MAX + 1];
 	struct stat st;
 	ssize_t n;
-	int fd, ret;
+	int fd;
+
+	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0)
+		return errno == ELOOP ? -EINVAL : -errno;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (trusted && st.st_uid != 0 && st.st_uid != geteuid())) {
+		close(fd);
+		return -EINVAL;
+	}
+	n = read(fd, buf, size - 1);
+	close(fd);
+	if (n < 0)
+		return -EINVAL;
+	buf[n] = '\0';
+	return n;
+}
+
+int instance_read(struct instance_record *rec, const char *rundir, const char *name)
+{
+	char path[PATH_MAX], text[INSTANCE_FILE_MAX + 2];
+	ssize_t n;
+	int ret;
 
 	memset(rec, 0, sizeof(*rec));
 	if ((size_t)snprintf(path, sizeof(path), "%s/%s.instance", rundir, name) >= sizeof(path) ||
 	    strlen(name) >= sizeof(rec->name))
 		return -ENAMETOOLONG;
-	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-	if (fd < 0)
-		return errno == ELOOP ? -EINVAL : -errno;
 	/* Records are root's (written before --runas): anyone else's names nothing (but one's own). */
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || (st.st_uid != 0 && st.st_uid != geteuid())) {
-		close(fd);
-		return -EINVAL;
-	}
-	n = read(fd, text, sizeof(text));
-	close(fd);
-	if (n <= 0)
+	n = instance_read_file(path, text, sizeof(text), true);
+	if (n < 0)
+		return (int)n;
+	if (n == 0)
 		return -EINVAL;
 	ret = instance_record_parse(rec, text, (size_t)n);
 	if (ret < 0)
@@ -273,19 +271,9 @@ int instance_read(struct instance_record *rec, const char *rundir, const char *n
 bool instance_ready(const struct instance_record *rec, const char *rundir)
 {
 	char path[PATH_MAX], text[32];
-	ssize_t n;
-	int fd;
 
 	snprintf(path, sizeof(path), "%s/%s/ready", rundir, rec->name);
-	fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-	if (fd < 0)
-		return false;
-	n = read(fd, text, sizeof(text) - 1);
-	close(fd);
-	if (n <= 0)
-		return false;
-	text[n] = '\0';
-	return strtol(text, NULL, 10) == rec->pid;
+	return instance_read_file(path, text, sizeof(text), false) > 0 && strtol(text, NULL, 10) == rec->pid;
 }
 
 bool instance_udev_done(const struct instance_record *rec)

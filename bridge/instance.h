@@ -57,7 +57,8 @@ int instance_write_ready(const struct instance_record *rec, const char *rundir);
 
 /*
  * Writes the CDI spec, when the record has a node a container can use:
- * 0 or -errno (logged).  CDIDIR is root's: write it before --runas.
+ * 0 or -errno (logged).  CDIDIR (made by instance_run_dirs()) is root's:
+ * write it before --runas.
  */
 int instance_write_cdi(const struct instance_record *rec, const char *cdidir);
 
@@ -76,6 +77,13 @@ void instance_unpublish(const char *name, const char *rundir, const char *cdidir
  * time, owner or group).
  */
 int instance_record_parse(struct instance_record *rec, const char *buf, size_t len);
+
+/*
+ * Reads a small file of ours: at most size - 1 bytes into buf, then a NUL.
+ * The byte count, or -errno; -EINVAL for a symlink or anything but a
+ * regular file, and with trusted for a file neither root's nor ours.
+ */
+ssize_t instance_read_file(const char *path, char *buf, size_t size, bool trusted);
 
 /*
  * Reads RUNDIR/NAME.instance: 0 and *rec filled (only if the process it

@@ -21,6 +21,7 @@
 
 #include "cli.h"
 #include "core.h"
+#include "file-replace.h"
 #include "front.h"
 #include "instance-cmd.h"
 #include "instance.h"
@@ -254,30 +255,17 @@ static int log_open(const struct cli_config *cfg)
  */
 static int pid_file_write(const char *path, const char *buf, size_t len)
 {
-	char tmp[PATH_MAX];
-	int fd, n, err;
+	int fd = open(path, O_WRONLY | O_TRUNC | O_NOFOLLOW | O_CLOEXEC);
 
-	fd = open(path, O_WRONLY | O_TRUNC | O_NOFOLLOW | O_CLOEXEC);
 	if (fd >= 0) {
-		err = write(fd, buf, len) == (ssize_t)len ? 0 : errno ? errno : EIO;
+		int err = write(fd, buf, len) == (ssize_t)len ? 0 : errno ? errno : EIO;
+
 		close(fd);
 		return -err;
 	}
 	if (errno != ENOENT)
 		return -errno;
-	n = snprintf(tmp, sizeof(tmp), "%s.%d~", path, (int)getpid());
-	if (n < 0 || (size_t)n >= sizeof(tmp))
-		return -ENAMETOOLONG;
-	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return -errno;
-	err = write(fd, buf, len) == (ssize_t)len ? 0 : errno ? errno : EIO;
-	close(fd);
-	if (!err && rename(tmp, path) < 0)
-		err = errno;
-	if (err)
-		unlink(tmp);
-	return -err;
+	return file_replace(path, buf, len, 0644, false);
 }
 
 static int pid_write(struct daemon *d, pid_t pid)

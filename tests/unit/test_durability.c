@@ -23,13 +23,7 @@
 
 /* ---- helpers ---- */
 
-/* A fresh directory, and the path of name in it. */
-static char *tmpdir(char buf[64])
-{
-	snprintf(buf, 64, "/tmp/vtpm-durability.XXXXXX");
-	return mkdtemp(buf);
-}
-
+/* The path of name in dir (one of four buffers, so that a CHECK may use a few). */
 static const char *in(const char *dir, const char *name)
 {
 	static char path[4][256];
@@ -128,7 +122,7 @@ TEST(sync_keeps_prev)
 	struct state_store *st;
 	char d[64];
 
-	CHECK(tmpdir(d));
+	CHECK(make_tmpdir(d, sizeof(d), "durability"));
 	CHECK_EQ(open_store(&st, d, STATE_DURABILITY_SYNC), 0);
 	CHECK_EQ(state_lock(st), 0);
 	CHECK_EQ(save(st, "first"), 0);
@@ -149,7 +143,7 @@ TEST(stale_prev_dropped)
 	struct state_store *st;
 	char d[64];
 
-	CHECK(tmpdir(d));
+	CHECK(make_tmpdir(d, sizeof(d), "durability"));
 	for (int bounded = 0; bounded < 2; bounded++) {
 		CHECK_EQ(plant(d, LIVE ".prev", "an earlier TPM", 0, SIZE_MAX), 0);
 		CHECK_EQ(open_store(&st, d, bounded ? STATE_DURABILITY_BOUNDED : STATE_DURABILITY_SYNC), 0);
@@ -172,7 +166,7 @@ TEST(bounded_flush_commits)
 	struct state_store *st;
 	char d[64];
 
-	CHECK(tmpdir(d));
+	CHECK(make_tmpdir(d, sizeof(d), "durability"));
 	CHECK_EQ(open_store(&st, d, STATE_DURABILITY_BOUNDED), 0);
 	CHECK_EQ(state_lock(st), 0);
 	CHECK_EQ(save(st, "first"), 0);
@@ -201,7 +195,7 @@ TEST(bounded_unlock_and_close_flush)
 	struct state_store *st;
 	char d[64];
 
-	CHECK(tmpdir(d));
+	CHECK(make_tmpdir(d, sizeof(d), "durability"));
 	CHECK_EQ(open_store(&st, d, STATE_DURABILITY_BOUNDED), 0);
 	CHECK_EQ(state_lock(st), 0);
 	CHECK_EQ(save(st, "first"), 0);
@@ -222,7 +216,7 @@ TEST(pending_recovered_at_lock)
 	struct state_store *st;
 	char d[64];
 
-	CHECK(tmpdir(d));
+	CHECK(make_tmpdir(d, sizeof(d), "durability"));
 	CHECK_EQ(plant(d, LIVE, "durable", 0, SIZE_MAX), 0);
 	CHECK_EQ(plant(d, LIVE ".pending", "acknowledged", 0, SIZE_MAX), 0);
 	CHECK_EQ(open_store(&st, d, STATE_DURABILITY_BOUNDED), 0);
@@ -242,7 +236,7 @@ TEST(recovery_order)
 	struct state_store *st;
 	char d[64];
 
-	CHECK(tmpdir(d));
+	CHECK(make_tmpdir(d, sizeof(d), "durability"));
 	CHECK_EQ(plant(d, LIVE, "durable", 0, SIZE_MAX), 0);
 	CHECK_EQ(plant(d, LIVE ".syncing", "older", 0, SIZE_MAX), 0);
 	CHECK_EQ(plant(d, LIVE ".pending", "newest", 0, SIZE_MAX), 0);
@@ -286,7 +280,7 @@ TEST(torn_pending_refused)
 	struct state_store *st;
 	char d[64];
 
-	CHECK(tmpdir(d));
+	CHECK(make_tmpdir(d, sizeof(d), "durability"));
 	CHECK_EQ(plant(d, LIVE, "durable", 0, SIZE_MAX), 0);
 	for (size_t i = 0; i <= sizeof(damage) / sizeof(damage[0]); i++) {
 		if (i < sizeof(damage) / sizeof(damage[0]))
@@ -317,7 +311,7 @@ TEST(remove_drops_every_copy)
 	size_t n;
 	char d[64];
 
-	CHECK(tmpdir(d));
+	CHECK(make_tmpdir(d, sizeof(d), "durability"));
 	CHECK_EQ(open_store(&st, d, STATE_DURABILITY_BOUNDED), 0);
 	CHECK_EQ(state_lock(st), 0);
 	CHECK_EQ(save(st, "first"), 0);
@@ -359,7 +353,7 @@ TEST(bounded_many_stores)
 	uint8_t *out;
 	size_t n;
 
-	CHECK(tmpdir(d));
+	CHECK(make_tmpdir(d, sizeof(d), "durability"));
 	CHECK_EQ(open_store(&st, d, STATE_DURABILITY_BOUNDED), 0);
 	CHECK_EQ(state_lock(st), 0);
 	for (int i = 0; i < 2000; i++) {
@@ -389,7 +383,7 @@ TEST(killed_after_ack)
 {
 	char d[64];
 
-	CHECK(tmpdir(d));
+	CHECK(make_tmpdir(d, sizeof(d), "durability"));
 	srand(4242);
 	for (int round = 0; round < 40; round++) {
 		struct state_store *st;
